@@ -1,0 +1,73 @@
+import { HumanDuration } from '@backstage/types';
+
+export interface Config {
+  auth?: {
+    providers?: {
+      /**
+       * Sign-in with Bitbucket Cloud, one block per environment
+       * (`development`, `production`, …).
+       * @visibility frontend
+       */
+      bitbucket?: {
+        [authEnv: string]: {
+          /** The Key of the Bitbucket OAuth consumer. */
+          clientId: string;
+          /**
+           * The Secret of the Bitbucket OAuth consumer.
+           * @visibility secret
+           */
+          clientSecret: string;
+          /**
+           * Where Bitbucket sends the user back; defaults to
+           * `<backend>/api/auth/bitbucket/handler/frame`. The consumer's
+           * callback URL must be a prefix of it.
+           */
+          callbackUrl?: string;
+          /** Scopes to request besides `account` and `email`. */
+          additionalScopes?: string | string[];
+          /** How long a sign-in lasts before the user must sign in again. */
+          sessionDuration?: HumanDuration | string;
+          /**
+           * Bitbucket's web host, for the authorize and token endpoints.
+           * Default `https://bitbucket.org`; plain http only for loopback.
+           */
+          baseUrl?: string;
+          /**
+           * Bitbucket's REST API base. Default `https://api.bitbucket.org/2.0`;
+           * plain http only for loopback.
+           */
+          apiBaseUrl?: string;
+          /** Milliseconds before a call to Bitbucket is abandoned. Default 10000. */
+          requestTimeout?: number;
+          /** Sign-in resolvers, tried in order. */
+          signIn?: {
+            resolvers: Array<
+              | {
+                  resolver: 'userIdMatchingUserEntityAnnotation';
+                  dangerouslyAllowSignInWithoutUserInCatalog?: boolean;
+                }
+              | {
+                  resolver: 'accountIdMatchingUserEntityAnnotation';
+                  dangerouslyAllowSignInWithoutUserInCatalog?: boolean;
+                }
+              | {
+                  resolver: 'usernameMatchingUserEntityAnnotation';
+                  dangerouslyAllowSignInWithoutUserInCatalog?: boolean;
+                }
+              | {
+                  resolver: 'emailMatchingUserEntityProfileEmail';
+                  allowedDomains?: string[];
+                  dangerouslyAllowSignInWithoutUserInCatalog?: boolean;
+                }
+              | {
+                  resolver: 'emailLocalPartMatchingUserEntityName';
+                  allowedDomains?: string[];
+                  dangerouslyAllowSignInWithoutUserInCatalog?: boolean;
+                }
+            >;
+          };
+        };
+      };
+    };
+  };
+}

@@ -1,0 +1,208 @@
+import { Config } from '@backstage/config';
+import { InputError } from '@backstage/errors';
+
+/** Bitbucket Cloud's own hosts, used when `baseUrl` / `apiBaseUrl` are not set. */
+export const DEFAULT_BASE_URL = 'https://bitbucket.org';
+export const DEFAULT_API_BASE_URL = 'https://api.bitbucket.org/2.0';
+export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+
+/**
+ * Every key this module (or auth-node on its behalf) reads under
+ * `auth.providers.bitbucket.<env>`. Anything else is a typo or a key of a
+ * feature that does not exist, and is reported at start-up.
+ */
+export const KNOWN_KEYS = [
+  'clientId',
+  'clientSecret',
+  'callbackUrl',
+  'additionalScopes',
+  'sessionDuration',
+  'signIn',
+  'baseUrl',
+  'apiBaseUrl',
+  'requestTimeout',
+] as const;
+
+/** The validated settings of one environment of the provider. */
+export interface BitbucketProviderSettings {
+  clientId: string;
+  clientSecret: string;
+  /** `<baseUrl>/site/oauth2/authorize` */
+  authorizationUrl: string;
+  /** `<baseUrl>/site/oauth2/access_token` */
+  tokenUrl: string;
+  /** REST base, without a trailing slash, e.g. `https://api.bitbucket.org/2.0`. */
+  apiBaseUrl: string;
+  /** Milliseconds before a call to Bitbucket is abandoned. */
+  requestTimeoutMs: number;
+}
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+
+function isLoopback(hostname: string): boolean {
+  return LOOPBACK_HOSTS.has(hostname) || /^127(\.\d{1,3}){3}$/.test(hostname);
+}
+
+/** Levenshtein distance, for "did you mean" suggestions on unknown keys. */
+function distance(a: string, b: string): number {
+  const x = a.toLowerCase();
+  const y = b.toLowerCase();
+  let prev = Array.from({ length: y.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= x.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= y.length; j++) {
+      cur[j] = Math.min(
+        prev[j] + 1,
+        cur[j - 1] + 1,
+        prev[j - 1] + (x[i - 1] === y[j - 1] ? 0 : 1),
+      );
+    }
+    prev = cur;
+  }
+  return prev[y.length];
+}
+
+/** The known key closest to `key`, if it is close enough to be a typo. */
+export function nearestKnownKey(key: string): string | undefined {
+  let best: { key: string; d: number } | undefined;
+  for (const known of KNOWN_KEYS) {
+    const d = distance(key, known);
+    if (!best || d < best.d) best = { key: known, d };
+  }
+  const limit = Math.max(2, Math.floor(key.length / 3));
+  if (best && best.d <= limit) return best.key;
+  const prefixMatch = KNOWN_KEYS.find(
+    k =>
+      k.toLowerCase().startsWith(key.toLowerCase()) ||
+      key.toLowerCase().startsWith(k.toLowerCase()),
+  );
+  return prefixMatch;
+}
+
+function readCredential(
+  config: Config,
+  key: 'clientId' | 'clientSecret',
+  path: string,
+): string {
+  const value = config.getOptional(key);
+  if (value === undefined || value === null || value === '') {
+    throw new InputError(
+      `Missing required config value at '${path}.${key}': set it to the ${
+        key === 'clientId' ? 'Key' : 'Secret'
+      } of your Bitbucket OAuth consumer (Workspace settings > OAuth consumers).`,
+    );
+  }
+  if (typeof value !== 'string') {
+    throw new InputError(
+      `Invalid config value at '${path}.${key}': expected a string, got ${typeof value}.`,
+    );
+  }
+  if (value.trim() !== value || /\s/.test(value)) {
+    // Never echo the value: it may be a secret.
+    throw new InputError(
+      `Invalid config value at '${path}.${key}': it contains whitespace (often a trailing space or newline from copy-paste). Remove the whitespace; Bitbucket consumer keys and secrets never contain any.`,
+    );
+  }
+  return value;
+}
+
+function readUrl(
+  config: Config,
+  key: 'baseUrl' | 'apiBaseUrl',
+  fallback: string,
+  path: string,
+): string {
+  const raw = config.getOptional(key);
+  if (raw === undefined) return fallback;
+  if (typeof raw !== 'string' || raw.trim() === '') {
+    throw new InputError(
+      `Invalid config value at '${path}.${key}': expected a URL string such as '${fallback}'.`,
+    );
+  }
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new InputError(
+      `Invalid config value at '${path}.${key}': '${raw}' is not an absolute URL; use e.g. '${fallback}'.`,
+    );
+  }
+  if (url.protocol === 'http:' && !isLoopback(url.hostname)) {
+    throw new InputError(
+      `Invalid config value at '${path}.${key}': plain http is only allowed for loopback hosts (localhost, 127.0.0.1, [::1]); use https for '${url.host}'.`,
+    );
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new InputError(
+      `Invalid config value at '${path}.${key}': '${url.protocol}' is not supported; use https.`,
+    );
+  }
+  if (url.search || url.hash) {
+    throw new InputError(
+      `Invalid config value at '${path}.${key}': remove the query or fragment from '${raw}'.`,
+    );
+  }
+  return url.toString().replace(/\/+$/, '');
+}
+
+function readTimeout(config: Config, path: string): number {
+  const raw = config.getOptional('requestTimeout');
+  if (raw === undefined) return DEFAULT_REQUEST_TIMEOUT_MS;
+  if (typeof raw === 'number' && Number.isFinite(raw) && raw > 0) {
+    return raw;
+  }
+  throw new InputError(
+    `Invalid config value at '${path}.requestTimeout': expected a positive number of milliseconds, e.g. 10000.`,
+  );
+}
+
+/** Reports keys this module does not know, naming the nearest known key. */
+export function checkUnknownKeys(config: Config, path: string): void {
+  const unknown = config.keys().filter(k => !(KNOWN_KEYS as any).includes(k));
+  if (unknown.length === 0) return;
+  const parts = unknown.map(k => {
+    const near = nearestKnownKey(k);
+    return near ? `'${path}.${k}' (did you mean '${near}'?)` : `'${path}.${k}'`;
+  });
+  throw new InputError(
+    `Unknown config key${unknown.length > 1 ? 's' : ''} ${parts.join(
+      ', ',
+    )}. The Bitbucket provider reads only: ${KNOWN_KEYS.join(
+      ', ',
+    )}. Fix or remove the key so that no setting is silently ignored.`,
+  );
+}
+
+/**
+ * Reads and validates one environment's config, e.g. the block at
+ * `auth.providers.bitbucket.development`. Throws an `InputError` naming the
+ * key and the fix; never includes a secret in the message.
+ */
+export function readBitbucketProviderSettings(
+  config: Config,
+  path = 'auth.providers.bitbucket.<env>',
+): BitbucketProviderSettings {
+  checkUnknownKeys(config, path);
+  const clientId = readCredential(config, 'clientId', path);
+  const clientSecret = readCredential(config, 'clientSecret', path);
+  const baseUrl = readUrl(config, 'baseUrl', DEFAULT_BASE_URL, path);
+  const apiBaseUrl = readUrl(config, 'apiBaseUrl', DEFAULT_API_BASE_URL, path);
+  const callbackUrl = config.getOptional('callbackUrl');
+  if (callbackUrl !== undefined) {
+    try {
+      new URL(String(callbackUrl)); // eslint-disable-line no-new
+    } catch {
+      throw new InputError(
+        `Invalid config value at '${path}.callbackUrl': '${callbackUrl}' is not an absolute URL; use e.g. 'https://backstage.example.com/api/auth/bitbucket/handler/frame'.`,
+      );
+    }
+  }
+  return {
+    clientId,
+    clientSecret,
+    authorizationUrl: `${baseUrl}/site/oauth2/authorize`,
+    tokenUrl: `${baseUrl}/site/oauth2/access_token`,
+    apiBaseUrl,
+    requestTimeoutMs: readTimeout(config, path),
+  };
+}

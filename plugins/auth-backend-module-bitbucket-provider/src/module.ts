@@ -1,0 +1,24 @@
+import { createBackendModule } from '@backstage/backend-plugin-api';
+import { authProvidersExtensionPoint } from '@backstage/plugin-auth-node';
+import { createBitbucketProviderFactory } from './provider';
+
+/**
+ * Registers the `bitbucket` sign-in provider with the auth backend.
+ *
+ * @public
+ */
+export const authModuleBitbucketProvider = createBackendModule({
+  pluginId: 'auth',
+  moduleId: 'bitbucket-provider',
+  register(reg) {
+    reg.registerInit({
+      deps: { providers: authProvidersExtensionPoint },
+      async init({ providers }) {
+        providers.registerProvider({
+          providerId: 'bitbucket',
+          factory: createBitbucketProviderFactory(),
+        });
+      },
+    });
+  },
+});

@@ -1,0 +1,66 @@
+import {
+  AuthProviderFactory,
+  AuthProviderRouteHandlers,
+  commonSignInResolvers,
+  createOAuthRouteHandlers,
+  OAuthEnvironmentHandler,
+  SignInResolverFactory,
+} from '@backstage/plugin-auth-node';
+import { bitbucketAuthenticator } from './authenticator';
+import { readBitbucketProviderSettings } from './config';
+import { bitbucketSignInResolvers } from './resolvers';
+import { readBitbucketSignInResolver } from './signIn';
+
+/** Every resolver name accepted in `signIn.resolvers`. */
+export const signInResolverFactories: Record<string, SignInResolverFactory> = {
+  ...commonSignInResolvers,
+  ...bitbucketSignInResolvers,
+};
+
+/**
+ * The `bitbucket` provider: auth-node's OAuth route handlers for each
+ * environment under `auth.providers.bitbucket`, with the config validated
+ * up front (naming the key at fault) and sign-in errors that name the
+ * account. This is what `createOAuthProviderFactory` composes, with the
+ * sign-in resolver chain replaced by {@link readBitbucketSignInResolver}.
+ */
+export function createBitbucketProviderFactory(): AuthProviderFactory {
+  return ctx => {
+    const handlers = new Map<string, AuthProviderRouteHandlers>();
+    for (const env of ctx.config.keys()) {
+      const envConfig = ctx.config.getConfig(env);
+      const path = `auth.providers.${ctx.providerId}.${env}`;
+      const settings = readBitbucketProviderSettings(envConfig, path);
+      const signInResolver = readBitbucketSignInResolver(
+        envConfig,
+        signInResolverFactories,
+        path,
+      );
+      ctx.logger.info(
+        `Bitbucket provider '${env}': authorize at ${
+          settings.authorizationUrl
+        }, REST at ${settings.apiBaseUrl}, sign-in resolvers: ${
+          envConfig
+            .getOptionalConfigArray('signIn.resolvers')
+            ?.map(r => r.getOptionalString('resolver'))
+            .join(', ') || 'none (sign-in disabled)'
+        }`,
+      );
+      handlers.set(
+        env,
+        createOAuthRouteHandlers({
+          authenticator: bitbucketAuthenticator,
+          appUrl: ctx.appUrl,
+          baseUrl: ctx.baseUrl,
+          config: envConfig,
+          isOriginAllowed: ctx.isOriginAllowed,
+          cookieConfigurer: ctx.cookieConfigurer,
+          providerId: ctx.providerId,
+          resolverContext: ctx.resolverContext,
+          signInResolver,
+        }),
+      );
+    }
+    return new OAuthEnvironmentHandler(handlers);
+  };
+}

@@ -1,0 +1,286 @@
+import { Entity, stringifyEntityRef } from '@backstage/catalog-model';
+import { ConflictError, NotFoundError } from '@backstage/errors';
+import {
+  AuthResolverContext,
+  BackstageSignInResult,
+  createSignInResolverFactory,
+  OAuthAuthenticatorResult,
+  SignInInfo,
+} from '@backstage/plugin-auth-node';
+import { z } from 'zod/v3';
+import { BitbucketProfile, normalizeUuid } from './profile';
+
+/** Annotation holding the Bitbucket account uuid, with or without braces. */
+export const USER_ID_ANNOTATION = 'bitbucket.org/user-id';
+/** Annotation holding the (GDPR-deprecated) Bitbucket username. */
+export const USERNAME_ANNOTATION = 'bitbucket.org/username';
+/** Annotation holding the Atlassian account id. */
+export const ACCOUNT_ID_ANNOTATION = 'bitbucket.org/account-id';
+
+type Info = SignInInfo<OAuthAuthenticatorResult<BitbucketProfile>>;
+
+// strict: a misspelt option is an error, never silently ignored
+const dangerousOption = z
+  .object({
+    dangerouslyAllowSignInWithoutUserInCatalog: z.boolean().optional(),
+  })
+  .strict();
+
+const emailOptions = dangerousOption
+  .extend({
+    allowedDomains: z.array(z.string().min(1)).optional(),
+  })
+  .strict();
+
+/**
+ * A valid entity name from an identifier that may contain braces, `@`, `:`
+ * or other characters entity names do not allow.
+ */
+export function toEntityName(raw: string): string {
+  const name = raw
+    .trim()
+    .replace(/^\{|\}$/g, '')
+    .replace(/[^a-zA-Z0-9_.-]+/g, '-')
+    .replace(/^[^a-zA-Z0-9]+|[^a-zA-Z0-9]+$/g, '')
+    .slice(0, 63)
+    .replace(/[^a-zA-Z0-9]+$/, '');
+  return name.toLowerCase();
+}
+
+async function issueForEntity(
+  entity: Entity,
+  ctx: AuthResolverContext,
+): Promise<BackstageSignInResult> {
+  const { ownershipEntityRefs } = await ctx.resolveOwnershipEntityRefs(entity);
+  return ctx.issueToken({
+    claims: { sub: stringifyEntityRef(entity), ent: ownershipEntityRefs },
+  });
+}
+
+async function issueWithoutCatalog(
+  name: string,
+  ctx: AuthResolverContext,
+): Promise<BackstageSignInResult> {
+  const ref = stringifyEntityRef({
+    kind: 'User',
+    namespace: 'default',
+    name: toEntityName(name),
+  });
+  return ctx.issueToken({ claims: { sub: ref, ent: [ref] } });
+}
+
+/**
+ * Finds the single User whose `field` equals one of `values` (the catalog
+ * compares case-insensitively), then checks the match exactly with `same`,
+ * so that a loose catalog match never signs in the wrong user.
+ */
+async function findUser(
+  ctx: AuthResolverContext,
+  field: string,
+  values: string[],
+  read: (entity: Entity) => string | undefined,
+  same: (found: string) => boolean,
+  describe: string,
+): Promise<Entity | undefined> {
+  let entity: Entity;
+  try {
+    ({ entity } = await ctx.findCatalogUser({
+      filter: { [field]: values },
+    }));
+  } catch (error) {
+    if ((error as Error)?.name === 'NotFoundError') return undefined;
+    if ((error as Error)?.name === 'ConflictError') {
+      throw new ConflictError(
+        `More than one catalog User has ${describe}; make it unique so that sign-in is unambiguous.`,
+      );
+    }
+    throw error;
+  }
+  const found = read(entity);
+  return found !== undefined && same(found) ? entity : undefined;
+}
+
+function checkDomain(
+  email: string,
+  allowedDomains: string[] | undefined,
+): void {
+  if (!allowedDomains) return;
+  const domain = email.slice(email.lastIndexOf('@') + 1).toLowerCase();
+  if (!allowedDomains.some(d => d.toLowerCase() === domain)) {
+    throw new NotFoundError(
+      `the email domain '${domain}' is not one of allowedDomains (${allowedDomains.join(
+        ', ',
+      )})`,
+    );
+  }
+}
+
+function requireEmail(info: Info): string {
+  const { email, emails } = info.result.fullProfile;
+  if (email) return email;
+  const hint = emails.length
+    ? 'none of its addresses is both primary and confirmed'
+    : 'it has no email address';
+  throw new NotFoundError(
+    `the Bitbucket account has no confirmed primary email address (${hint}); confirm the address and make it primary at https://bitbucket.org/account/settings/email/`,
+  );
+}
+
+/**
+ * Sign-in resolvers for Bitbucket Cloud. Each one is listed by name under
+ * `auth.providers.bitbucket.<env>.signIn.resolvers`; a resolver that finds
+ * no user lets the next one try.
+ *
+ * @public
+ */
+export namespace bitbucketSignInResolvers {
+  /**
+   * Matches the annotation `bitbucket.org/user-id` to the account uuid,
+   * written with or without braces, in any letter case.
+   */
+  export const userIdMatchingUserEntityAnnotation = createSignInResolverFactory(
+    {
+      optionsSchema: dangerousOption.optional(),
+      create(options = {}) {
+        return async (info: Info, ctx) => {
+          const { uuid } = info.result.fullProfile;
+          const id = normalizeUuid(uuid);
+          const entity = await findUser(
+            ctx,
+            `metadata.annotations.${USER_ID_ANNOTATION}`,
+            [`{${id}}`, id],
+            e => e.metadata.annotations?.[USER_ID_ANNOTATION],
+            found => normalizeUuid(found) === id,
+            `the annotation ${USER_ID_ANNOTATION}: '${uuid}'`,
+          );
+          if (entity) return issueForEntity(entity, ctx);
+          if (options.dangerouslyAllowSignInWithoutUserInCatalog) {
+            return issueWithoutCatalog(id, ctx);
+          }
+          throw new NotFoundError(
+            `no User has the annotation ${USER_ID_ANNOTATION}: '${uuid}'`,
+          );
+        };
+      },
+    },
+  );
+
+  /**
+   * Matches the annotation `bitbucket.org/username` to the account's
+   * username. Bitbucket omits usernames for many accounts (GDPR); prefer
+   * the user id or account id.
+   */
+  export const usernameMatchingUserEntityAnnotation =
+    createSignInResolverFactory({
+      optionsSchema: dangerousOption.optional(),
+      create(options = {}) {
+        return async (info: Info, ctx) => {
+          const { username } = info.result.fullProfile;
+          if (!username) {
+            throw new NotFoundError(
+              `Bitbucket returned no username for this account (usernames are deprecated since 2019); use userIdMatchingUserEntityAnnotation or accountIdMatchingUserEntityAnnotation`,
+            );
+          }
+          const entity = await findUser(
+            ctx,
+            `metadata.annotations.${USERNAME_ANNOTATION}`,
+            [username],
+            e => e.metadata.annotations?.[USERNAME_ANNOTATION],
+            found => found === username,
+            `the annotation ${USERNAME_ANNOTATION}: '${username}'`,
+          );
+          if (entity) return issueForEntity(entity, ctx);
+          if (options.dangerouslyAllowSignInWithoutUserInCatalog) {
+            return issueWithoutCatalog(username, ctx);
+          }
+          throw new NotFoundError(
+            `no User has the annotation ${USERNAME_ANNOTATION}: '${username}'`,
+          );
+        };
+      },
+    });
+
+  /** Matches the annotation `bitbucket.org/account-id` to the Atlassian account id. */
+  export const accountIdMatchingUserEntityAnnotation =
+    createSignInResolverFactory({
+      optionsSchema: dangerousOption.optional(),
+      create(options = {}) {
+        return async (info: Info, ctx) => {
+          const { accountId } = info.result.fullProfile;
+          const entity = await findUser(
+            ctx,
+            `metadata.annotations.${ACCOUNT_ID_ANNOTATION}`,
+            [accountId],
+            e => e.metadata.annotations?.[ACCOUNT_ID_ANNOTATION],
+            found => found === accountId,
+            `the annotation ${ACCOUNT_ID_ANNOTATION}: '${accountId}'`,
+          );
+          if (entity) return issueForEntity(entity, ctx);
+          if (options.dangerouslyAllowSignInWithoutUserInCatalog) {
+            return issueWithoutCatalog(accountId, ctx);
+          }
+          throw new NotFoundError(
+            `no User has the annotation ${ACCOUNT_ID_ANNOTATION}: '${accountId}'`,
+          );
+        };
+      },
+    });
+
+  /**
+   * Matches `spec.profile.email` to the account's primary and confirmed
+   * email address (never an unconfirmed one).
+   */
+  export const emailMatchingUserEntityProfileEmail =
+    createSignInResolverFactory({
+      optionsSchema: emailOptions.optional(),
+      create(options = {}) {
+        return async (info: Info, ctx) => {
+          const email = requireEmail(info);
+          checkDomain(email, options.allowedDomains);
+          const entity = await findUser(
+            ctx,
+            'spec.profile.email',
+            [email],
+            e => (e.spec as any)?.profile?.email,
+            found => found.toLowerCase() === email.toLowerCase(),
+            `spec.profile.email '${email}'`,
+          );
+          if (entity) return issueForEntity(entity, ctx);
+          if (options.dangerouslyAllowSignInWithoutUserInCatalog) {
+            return issueWithoutCatalog(email, ctx);
+          }
+          throw new NotFoundError(`no User has spec.profile.email '${email}'`);
+        };
+      },
+    });
+
+  /**
+   * Matches the entity name to the local part of the account's primary and
+   * confirmed email address (`jane.doe@example.com` → `user:default/jane.doe`).
+   */
+  export const emailLocalPartMatchingUserEntityName =
+    createSignInResolverFactory({
+      optionsSchema: emailOptions.optional(),
+      create(options = {}) {
+        return async (info: Info, ctx) => {
+          const email = requireEmail(info);
+          checkDomain(email, options.allowedDomains);
+          const localPart = email.slice(0, email.lastIndexOf('@'));
+          try {
+            const { entity } = await ctx.findCatalogUser({
+              entityRef: { kind: 'User', name: localPart },
+            });
+            return await issueForEntity(entity, ctx);
+          } catch (error) {
+            if ((error as Error)?.name !== 'NotFoundError') throw error;
+          }
+          if (options.dangerouslyAllowSignInWithoutUserInCatalog) {
+            return issueWithoutCatalog(localPart, ctx);
+          }
+          throw new NotFoundError(
+            `no User is named '${localPart}' (the local part of ${email})`,
+          );
+        };
+      },
+    });
+}
