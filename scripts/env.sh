@@ -36,7 +36,7 @@ if [ -d "$NODE_HOME/include/node" ]; then
   export npm_config_nodedir="$NODE_HOME"
 fi
 
-REGISTRY="$(npm config get registry 2>/dev/null | sed 's#/*$##')"
+REGISTRY="$(cd / && npm config get registry 2>/dev/null | sed 's#/*$##')"
 [ -n "$REGISTRY" ] || die "npm has no registry configured (npm config get registry)"
 export YARN_NPM_REGISTRY_SERVER="$REGISTRY"
 export COREPACK_NPM_REGISTRY="$REGISTRY" COREPACK_ENABLE_DOWNLOAD_PROMPT=0

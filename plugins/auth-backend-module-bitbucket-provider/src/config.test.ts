@@ -1,8 +1,9 @@
 import { ConfigReader } from '@backstage/config';
+import { JsonObject } from '@backstage/types';
 import { nearestKnownKey, readBitbucketProviderSettings } from './config';
 
 const path = 'auth.providers.bitbucket.development';
-const read = (data: Record<string, unknown>) =>
+const read = (data: JsonObject) =>
   readBitbucketProviderSettings(new ConfigReader(data), path);
 
 describe('readBitbucketProviderSettings', () => {

@@ -1,10 +1,11 @@
 import { mockServices, startTestBackend } from '@backstage/backend-test-utils';
 import { decodeOAuthState } from '@backstage/plugin-auth-node';
 import authPlugin from '@backstage/plugin-auth-backend';
+import { JsonObject } from '@backstage/types';
 import request from 'supertest';
 import authModuleBitbucketProvider from './index';
 
-async function startBackend(bitbucket: Record<string, unknown>) {
+async function startBackend(bitbucket: JsonObject) {
   return startTestBackend({
     features: [
       authPlugin,

@@ -1,4 +1,5 @@
 import { ConfigReader } from '@backstage/config';
+import { JsonObject } from '@backstage/types';
 import { signInResolverFactories } from './provider';
 import { readBitbucketSignInResolver } from './signIn';
 import {
@@ -8,7 +9,7 @@ import {
 } from './__testUtils__/resolverContext';
 
 const path = 'auth.providers.bitbucket.development';
-const read = (resolvers: unknown[]) =>
+const read = (resolvers: JsonObject[]) =>
   readBitbucketSignInResolver(
     new ConfigReader({ signIn: { resolvers } }),
     signInResolverFactories,

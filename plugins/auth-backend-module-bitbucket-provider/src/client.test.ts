@@ -1,0 +1,146 @@
+import {
+  BitbucketCloudEmulator,
+  startEmulator,
+} from '@internal/bitbucket-cloud-emulator';
+import { createServer, Server } from 'node:http';
+import { AddressInfo } from 'node:net';
+import { BitbucketClient } from './client';
+import { BitbucketTokenClient } from './token';
+
+const UUID = '{4f1c2b7a-8d3e-4a5b-9c6d-7e8f9a0b1c2d}';
+const seed = {
+  consumers: [
+    {
+      key: 'key',
+      secret: 'secret',
+      callbackUrl: 'http://localhost/cb',
+      permissions: ['account', 'email'],
+    },
+  ],
+  users: [
+    {
+      uuid: UUID,
+      accountId: '557058:4f1c2b7a',
+      nickname: 'jdoe',
+      displayName: 'Jane Doe',
+      emails: [{ email: 'jane@example.com', primary: true, confirmed: true }],
+    },
+  ],
+};
+
+describe('BitbucketTokenClient and BitbucketClient against the emulator', () => {
+  let emulator: BitbucketCloudEmulator;
+  afterEach(() => emulator?.close());
+
+  async function tokenFor(scope: string, legacyScopesField = false) {
+    emulator = await startEmulator({ seed, legacyScopesField });
+    const authorize = `${emulator.url}/site/oauth2/authorize?client_id=key&response_type=code&scope=${encodeURIComponent(
+      scope,
+    )}&redirect_uri=${encodeURIComponent('http://localhost/cb')}&state=s1`;
+    const back = new URL(await emulator.authorize(authorize, UUID));
+    expect(back.searchParams.get('state')).toBe('s1');
+    const tokens = new BitbucketTokenClient({
+      tokenUrl: `${emulator.url}/site/oauth2/access_token`,
+      clientId: 'key',
+      clientSecret: 'secret',
+      timeoutMs: 2000,
+    });
+    return tokens.exchangeCode(
+      back.searchParams.get('code')!,
+      'http://localhost/cb',
+    );
+  }
+
+  it.each([false, true])(
+    'reads the granted scopes (legacy `scopes` field: %s)',
+    async legacy => {
+      const token = await tokenFor('account email', legacy);
+      expect(token).toEqual({
+        accessToken: expect.any(String),
+        tokenType: 'bearer',
+        scope: 'account email',
+        expiresInSeconds: 7200,
+        refreshToken: expect.any(String),
+      });
+    },
+  );
+
+  it('explains a token that lacks a scope, with which box to tick', async () => {
+    const token = await tokenFor('account');
+    const client = new BitbucketClient({
+      apiBaseUrl: emulator.apiBaseUrl,
+      timeoutMs: 2000,
+    });
+    await expect(client.fetchProfile(token.accessToken)).rejects.toMatchObject({
+      name: 'NotAllowedError',
+      message:
+        'Bitbucket refused GET /2.0/user/emails: the access token lacks the scope \'email\' (granted: account). Tick "Account: Email" on the OAuth consumer in Bitbucket under Workspace settings > OAuth consumers > Edit, then sign in again.',
+    });
+  });
+
+  it('explains an expired access token', async () => {
+    const token = await tokenFor('account email');
+    emulator.expireAccessTokens();
+    const client = new BitbucketClient({
+      apiBaseUrl: emulator.apiBaseUrl,
+      timeoutMs: 2000,
+    });
+    await expect(
+      client.getCurrentUser(token.accessToken),
+    ).rejects.toMatchObject({
+      name: 'AuthenticationError',
+      message:
+        'Bitbucket rejected the access token for GET /2.0/user (Bitbucket said: "Access token expired."). Sign in again.',
+    });
+  });
+
+  it('explains a code used twice', async () => {
+    emulator = await startEmulator({ seed });
+    const authorize = `${emulator.url}/site/oauth2/authorize?client_id=key&response_type=code&redirect_uri=${encodeURIComponent(
+      'http://localhost/cb',
+    )}`;
+    const code = new URL(await emulator.authorize(authorize, UUID)).searchParams.get('code')!;
+    const tokens = new BitbucketTokenClient({
+      tokenUrl: `${emulator.url}/site/oauth2/access_token`,
+      clientId: 'key',
+      clientSecret: 'secret',
+      timeoutMs: 2000,
+    });
+    await tokens.exchangeCode(code, 'http://localhost/cb');
+    const replay = tokens.exchangeCode(code, 'http://localhost/cb');
+    await expect(replay).rejects.toMatchObject({ name: 'AuthenticationError' });
+    await expect(replay).rejects.toThrow(
+      /^Bitbucket did not accept the sign-in code: it expired or was already used( \(Bitbucket said: ".+"\))?\. Sign in again\.$/,
+    );
+    await expect(replay).rejects.not.toThrow(code);
+  });
+});
+
+describe('BitbucketClient pagination', () => {
+  let server: Server;
+  const seen: string[] = [];
+  afterEach(() => new Promise(r => server.close(r)));
+
+  it('never follows `next` to another host with the token', async () => {
+    server = createServer((req, res) => {
+      seen.push(`${req.url} ${req.headers.authorization}`);
+      res.setHeader('Content-Type', 'application/json');
+      res.end(
+        JSON.stringify({
+          values: [{ email: 'a@x', is_primary: true, is_confirmed: true }],
+          next: 'http://evil.example/steal',
+        }),
+      );
+    });
+    await new Promise<void>(r => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as AddressInfo;
+    const client = new BitbucketClient({
+      apiBaseUrl: `http://127.0.0.1:${port}/2.0`,
+      timeoutMs: 1000,
+    });
+    await expect(client.listEmails('tok')).resolves.toEqual([
+      { email: 'a@x', isPrimary: true, isConfirmed: true },
+    ]);
+    expect(seen).toEqual(['/2.0/user/emails?pagelen=100 Bearer tok']);
+  });
+});
