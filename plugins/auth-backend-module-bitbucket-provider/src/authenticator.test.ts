@@ -51,6 +51,13 @@ describe('bitbucketAuthenticator against the Bitbucket Cloud emulator', () => {
       users: [JANE, CAROL],
       entities: [janeEntity],
     });
+    // 150 ms per profile call: calls made one after the other cannot overlap
+    world.emulator.setFaults({
+      endpoints: {
+        '/2.0/user': { latencyMs: 150 },
+        '/2.0/user/emails': { latencyMs: 150 },
+      },
+    });
     const message = await world.signIn(JANE.uuid);
 
     expect(message.error).toBeUndefined();
