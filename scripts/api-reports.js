@@ -16,7 +16,14 @@ for (const dir of fs.readdirSync(path.join(root, 'plugins'))) {
   const pkgDir = path.join(root, 'plugins', dir);
   const pkgJson = path.join(pkgDir, 'package.json');
   if (!fs.existsSync(pkgJson) || require(pkgJson).private) continue;
-  const entry = path.join(root, 'dist-types', 'plugins', dir, 'src', 'index.d.ts');
+  const entry = path.join(
+    root,
+    'dist-types',
+    'plugins',
+    dir,
+    'src',
+    'index.d.ts',
+  );
   if (!fs.existsSync(entry)) {
     console.error(`${entry} is missing: run \`yarn tsc\` first.`);
     process.exit(1);
@@ -64,11 +71,20 @@ for (const dir of fs.readdirSync(path.join(root, 'plugins'))) {
   });
   if (!result.succeeded || (check && result.apiReportChanged)) {
     console.error(
-      `${path.relative(root, pkgDir)}/report.api.md is out of date or the API has errors (${result.errorCount} errors). Run \`yarn tsc && yarn api-reports\` and commit the report.`,
+      `${path.relative(
+        root,
+        pkgDir,
+      )}/report.api.md is out of date or the API has errors (${
+        result.errorCount
+      } errors). Run \`yarn tsc && yarn api-reports\` and commit the report.`,
     );
     failed = true;
   } else {
-    console.log(`${path.relative(root, pkgDir)}/report.api.md ${check ? 'is current' : 'written'}`);
+    console.log(
+      `${path.relative(root, pkgDir)}/report.api.md ${
+        check ? 'is current' : 'written'
+      }`,
+    );
   }
 }
 process.exit(failed ? 1 : 0);

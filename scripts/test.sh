@@ -10,6 +10,9 @@ step() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
 step "type check (yarn tsc)"
 yarn tsc
 
+step "API reports are current (yarn api-reports:check)"
+yarn api-reports:check
+
 step "lint (yarn lint:all)"
 yarn lint:all
 

@@ -23,7 +23,9 @@ const CAROL: SeedUser = {
   accountId: '5c65cab48bcc9e016aeece31',
   nickname: 'carol',
   displayName: 'Carol Contractor',
-  emails: [{ email: 'carol@contractor.example', primary: true, confirmed: true }],
+  emails: [
+    { email: 'carol@contractor.example', primary: true, confirmed: true },
+  ],
 };
 const MALLORY: SeedUser = {
   uuid: '{00000000-1111-4222-8333-444444444444}',
@@ -65,9 +67,7 @@ describe('bitbucketAuthenticator against the Bitbucket Cloud emulator', () => {
     expect(message.response.profile).toEqual({
       email: 'jane.doe@example.com',
       displayName: 'Jane Doe',
-      picture: expect.stringMatching(
-        new RegExp(`^${world.emulator.url}/.+`),
-      ),
+      picture: expect.stringMatching(new RegExp(`^${world.emulator.url}/.+`)),
     });
     expect(message.response.providerInfo).toEqual({
       accessToken: expect.any(String),
@@ -111,12 +111,17 @@ describe('bitbucketAuthenticator against the Bitbucket Cloud emulator', () => {
       users: [
         {
           ...JANE,
-          emails: [...many, { email: 'jane.doe@example.com', primary: true, confirmed: true }],
+          emails: [
+            ...many,
+            { email: 'jane.doe@example.com', primary: true, confirmed: true },
+          ],
         },
       ],
       entities: [janeEntity],
       provider: {
-        signIn: { resolvers: [{ resolver: 'emailMatchingUserEntityProfileEmail' }] },
+        signIn: {
+          resolvers: [{ resolver: 'emailMatchingUserEntityProfileEmail' }],
+        },
       },
     });
     const message = await world.signIn(JANE.uuid);
@@ -124,7 +129,10 @@ describe('bitbucketAuthenticator against the Bitbucket Cloud emulator', () => {
       'user:default/jane.doe',
     );
     expect(
-      world.emulator.calls().filter(c => c.path === '/2.0/user/emails').map(c => c.query),
+      world.emulator
+        .calls()
+        .filter(c => c.path === '/2.0/user/emails')
+        .map(c => c.query),
     ).toEqual(['pagelen=100', 'pagelen=100&page=2']);
   });
 
@@ -136,15 +144,24 @@ describe('bitbucketAuthenticator against the Bitbucket Cloud emulator', () => {
 
     const res = await world.refresh();
     expect(res.status).toBe(200);
-    expect(res.body.backstageIdentity.identity.userEntityRef).toBe('user:default/jane.doe');
+    expect(res.body.backstageIdentity.identity.userEntityRef).toBe(
+      'user:default/jane.doe',
+    );
     expect(res.body.profile.email).toBe('jane.doe@example.com');
     const second = world.refreshToken()!;
     expect(second).toEqual(expect.any(String));
     expect(second).not.toBe(first);
     expect(
-      world.emulator.calls().map(c => `${c.method} ${c.path} ${c.grantType ?? ''}`.trim()).sort(),
+      world.emulator
+        .calls()
+        .map(c => `${c.method} ${c.path} ${c.grantType ?? ''}`.trim())
+        .sort(),
     ).toEqual(
-      ['GET /2.0/user', 'GET /2.0/user/emails', 'POST /site/oauth2/access_token refresh_token'].sort(),
+      [
+        'GET /2.0/user',
+        'GET /2.0/user/emails',
+        'POST /site/oauth2/access_token refresh_token',
+      ].sort(),
     );
 
     // a second refresh uses the rotated token and works again
@@ -195,14 +212,20 @@ describe('bitbucketAuthenticator against the Bitbucket Cloud emulator', () => {
         consumerPermissions: ['account'],
       });
       const start = await world.agent.get(
-        `/api/auth/bitbucket/start?env=development&flow=popup&origin=${encodeURIComponent(APP_ORIGIN)}`,
+        `/api/auth/bitbucket/start?env=development&flow=popup&origin=${encodeURIComponent(
+          APP_ORIGIN,
+        )}`,
       );
       // Bitbucket redirects straight back with the error, no consent page
-      const authorize = await fetch(start.header.location, { redirect: 'manual' });
+      const authorize = await fetch(start.header.location, {
+        redirect: 'manual',
+      });
       const back = new URL(authorize.headers.get('location')!);
       const frame = await world.agent.get(`${back.pathname}${back.search}`);
       const message = JSON.parse(
-        decodeURIComponent(frame.text.match(/decodeURIComponent\('(.+?)'\)/)![1]),
+        decodeURIComponent(
+          frame.text.match(/decodeURIComponent\('(.+?)'\)/)![1],
+        ),
       );
       expect(message.error).toEqual({
         name: 'NotAllowedError',
@@ -226,7 +249,10 @@ describe('bitbucketAuthenticator against the Bitbucket Cloud emulator', () => {
     });
 
     it('a user who is not in the catalog', async () => {
-      world = await startSignInWorld({ users: [JANE, CAROL], entities: [janeEntity] });
+      world = await startSignInWorld({
+        users: [JANE, CAROL],
+        entities: [janeEntity],
+      });
       const message = await world.signIn(CAROL.uuid);
       expect(message.error).toEqual({
         name: 'NotFoundError',
@@ -239,7 +265,9 @@ describe('bitbucketAuthenticator against the Bitbucket Cloud emulator', () => {
         users: [JANE, MALLORY],
         entities: [janeEntity],
         provider: {
-          signIn: { resolvers: [{ resolver: 'emailMatchingUserEntityProfileEmail' }] },
+          signIn: {
+            resolvers: [{ resolver: 'emailMatchingUserEntityProfileEmail' }],
+          },
         },
       });
       const message = await world.signIn(MALLORY.uuid);
@@ -267,9 +295,18 @@ describe('bitbucketAuthenticator against the Bitbucket Cloud emulator', () => {
     });
 
     it.each([
-      [{ status: 500 }, /^Bitbucket answered GET \/2\.0\/user\/emails with HTTP 500( \(Bitbucket said: ".+"\))?\. Try again later; if it persists check https:\/\/bitbucket\.status\.atlassian\.com\.$/],
-      [{ malformedJson: true }, /^Bitbucket answered GET \/2\.0\/user\/emails with a body that is not valid JSON\./],
-      [{ status: 429, retryAfterSeconds: 30 }, /^Bitbucket rate limit reached for this OAuth consumer \(HTTP 429 on GET \/2\.0\/user\/emails\)\./],
+      [
+        { status: 500 },
+        /^Bitbucket answered GET \/2\.0\/user\/emails with HTTP 500( \(Bitbucket said: ".+"\))?\. Try again later; if it persists check https:\/\/bitbucket\.status\.atlassian\.com\.$/,
+      ],
+      [
+        { malformedJson: true },
+        /^Bitbucket answered GET \/2\.0\/user\/emails with a body that is not valid JSON\./,
+      ],
+      [
+        { status: 429, retryAfterSeconds: 30 },
+        /^Bitbucket rate limit reached for this OAuth consumer \(HTTP 429 on GET \/2\.0\/user\/emails\)\./,
+      ],
     ])('a faulty /2.0/user/emails answer %j', async (fault, expected) => {
       world = await startSignInWorld({ users: [JANE], entities: [janeEntity] });
       world.emulator.setFaults({ endpoints: { '/2.0/user/emails': fault } });
@@ -280,7 +317,9 @@ describe('bitbucketAuthenticator against the Bitbucket Cloud emulator', () => {
 
     it('an answer without a uuid', async () => {
       world = await startSignInWorld({ users: [JANE], entities: [janeEntity] });
-      world.emulator.setFaults({ endpoints: { '/2.0/user': { omitFields: ['uuid'] } } });
+      world.emulator.setFaults({
+        endpoints: { '/2.0/user': { omitFields: ['uuid'] } },
+      });
       const message = await world.signIn(JANE.uuid);
       expect(message.error).toEqual({
         name: 'ServiceUnavailableError',
@@ -294,7 +333,9 @@ describe('bitbucketAuthenticator against the Bitbucket Cloud emulator', () => {
         users: [JANE, CAROL],
         entities: [janeEntity],
       });
-      world.emulator.setFaults({ endpoints: { '/site/oauth2/access_token': { status: 503 } } });
+      world.emulator.setFaults({
+        endpoints: { '/site/oauth2/access_token': { status: 503 } },
+      });
       const message = await world.signIn(JANE.uuid);
       expect(message.error.message).toMatch(
         /^Bitbucket's token endpoint answered HTTP 503/,

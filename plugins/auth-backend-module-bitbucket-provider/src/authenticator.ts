@@ -1,6 +1,7 @@
 import { InputError } from '@backstage/errors';
 import {
   createOAuthAuthenticator,
+  OAuthAuthenticator,
   OAuthAuthenticatorResult,
   OAuthSession,
 } from '@backstage/plugin-auth-node';
@@ -135,10 +136,10 @@ function runCallback(
  *
  * @public
  */
-export const bitbucketAuthenticator = createOAuthAuthenticator<
-  BitbucketAuthenticatorContext,
+export const bitbucketAuthenticator: OAuthAuthenticator<
+  unknown,
   BitbucketProfile
->({
+> = createOAuthAuthenticator<BitbucketAuthenticatorContext, BitbucketProfile>({
   defaultProfileTransform: async ({ fullProfile }) => ({
     profile: {
       email: fullProfile.email,

@@ -34,7 +34,9 @@ describe('BitbucketTokenClient and BitbucketClient against the emulator', () => 
 
   async function tokenFor(scope: string, legacyScopesField = false) {
     emulator = await startEmulator({ seed, legacyScopesField });
-    const authorize = `${emulator.url}/site/oauth2/authorize?client_id=key&response_type=code&scope=${encodeURIComponent(
+    const authorize = `${
+      emulator.url
+    }/site/oauth2/authorize?client_id=key&response_type=code&scope=${encodeURIComponent(
       scope,
     )}&redirect_uri=${encodeURIComponent('http://localhost/cb')}&state=s1`;
     const back = new URL(await emulator.authorize(authorize, UUID));
@@ -96,10 +98,14 @@ describe('BitbucketTokenClient and BitbucketClient against the emulator', () => 
 
   it('explains a code used twice', async () => {
     emulator = await startEmulator({ seed });
-    const authorize = `${emulator.url}/site/oauth2/authorize?client_id=key&response_type=code&redirect_uri=${encodeURIComponent(
+    const authorize = `${
+      emulator.url
+    }/site/oauth2/authorize?client_id=key&response_type=code&redirect_uri=${encodeURIComponent(
       'http://localhost/cb',
     )}`;
-    const code = new URL(await emulator.authorize(authorize, UUID)).searchParams.get('code')!;
+    const code = new URL(
+      await emulator.authorize(authorize, UUID),
+    ).searchParams.get('code')!;
     const tokens = new BitbucketTokenClient({
       tokenUrl: `${emulator.url}/site/oauth2/access_token`,
       clientId: 'key',

@@ -23,7 +23,10 @@ async function startBackend(bitbucket: JsonObject) {
 describe('authModuleBitbucketProvider', () => {
   it('redirects /start to Bitbucket with the exact query, nonce cookie and state', async () => {
     const { server } = await startBackend({
-      development: { clientId: 'my-client-id', clientSecret: 'my-client-secret' },
+      development: {
+        clientId: 'my-client-id',
+        clientSecret: 'my-client-secret',
+      },
     });
     const agent = request.agent(server);
     const res = await agent.get(
@@ -67,7 +70,9 @@ describe('authModuleBitbucketProvider', () => {
         additionalScopes: ['team'],
       },
     });
-    const res = await request(server).get('/api/auth/bitbucket/start?env=development');
+    const res = await request(server).get(
+      '/api/auth/bitbucket/start?env=development',
+    );
     const location = new URL(res.header.location);
     expect(`${location.origin}${location.pathname}`).toBe(
       'http://127.0.0.1:7100/site/oauth2/authorize',
@@ -77,7 +82,13 @@ describe('authModuleBitbucketProvider', () => {
 
   it('refuses to start with a config error that names the key', async () => {
     await expect(
-      startBackend({ production: { clientId: 'id', clientSecret: 'secret', allowedWorkspace: ['acme'] } }),
+      startBackend({
+        production: {
+          clientId: 'id',
+          clientSecret: 'secret',
+          allowedWorkspace: ['acme'],
+        },
+      }),
     ).rejects.toThrow(
       "Failed to initialize bitbucket auth provider, Unknown config key 'auth.providers.bitbucket.production.allowedWorkspace'",
     );

@@ -6,8 +6,11 @@ import { ServiceUnavailableError } from '@backstage/errors';
  * @public
  */
 export interface BitbucketEmail {
+  /** The address. */
   email: string;
+  /** `is_primary`: the account's primary address. */
   isPrimary: boolean;
+  /** `is_confirmed`: the owner proved they receive mail there. */
   isConfirmed: boolean;
 }
 
@@ -26,6 +29,7 @@ export interface BitbucketProfile {
   nickname?: string;
   /** GDPR-deprecated: present for some accounts only. */
   username?: string;
+  /** `display_name`, else the nickname. */
   displayName?: string;
   /** `links.avatar.href` */
   avatarUrl?: string;

@@ -121,7 +121,9 @@ export async function startSignInWorld(options: {
     },
     refresh: () =>
       agent
-        .get('/api/auth/bitbucket/refresh?optional&env=development&scope=account')
+        .get(
+          '/api/auth/bitbucket/refresh?optional&env=development&scope=account',
+        )
         .set('X-Requested-With', 'XMLHttpRequest'),
     refreshToken: () => cookie('bitbucket-refresh-token'),
     async stop() {
