@@ -64,3 +64,15 @@ ensure_deps() {
   fi
   echo "$sum" >"$stamp"
 }
+
+# Debian's Chromium for the end-to-end tests (never a browser download).
+ensure_chromium() {
+  local chromium="${CHROMIUM_PATH:-/usr/bin/chromium}"
+  [ -x "$chromium" ] && return 0
+  log "installing Debian's chromium for the end-to-end tests (apt-get)"
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  command -v apt-get >/dev/null || die "chromium is missing at $chromium and apt-get is not available: install Chromium and set CHROMIUM_PATH"
+  $sudo apt-get update -qq >&2 && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2 ||
+    die "could not install chromium with apt-get; install it and set CHROMIUM_PATH"
+}

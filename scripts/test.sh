@@ -23,11 +23,29 @@ step "unit, integration and emulator tests (yarn test:all)"
 results="$REPO_ROOT/node_modules/.cache/jest-results.json"
 mkdir -p "$(dirname "$results")"
 rm -f "$results"
-CI=true yarn backstage-cli repo test --json --outputFile="$results"
+CI=true yarn backstage-cli repo test --json --outputFile="$results" ||
+  die "unit/integration tests failed"
 
-# One closing line that CI can read: "<n> passed, <n> failed".
-node -e '
+jest_summary="$(node -e '
   const r = require(process.argv[1]);
-  console.log(`jest: ${r.numPassedTests} passed, ${r.numFailedTests} failed`);
-  process.exit(r.success ? 0 : 1);
-' "$results"
+  console.log(r.numPassedTests + " " + r.numFailedTests);
+' "$results")"
+
+step "end-to-end: real Chromium against the portal and the emulator (yarn test:e2e)"
+ensure_chromium
+yarn workspace app build
+e2e_tap="$REPO_ROOT/node_modules/.cache/e2e.tap"
+set +e
+node --test --test-concurrency=1 --test-reporter=tap packages/app/e2e-tests/*.test.mts | tee "$e2e_tap"
+e2e_rc=${PIPESTATUS[0]}
+set -e
+e2e_pass="$(sed -n 's/^# pass //p' "$e2e_tap" | tail -1)"
+e2e_fail="$(sed -n 's/^# fail //p' "$e2e_tap" | tail -1)"
+
+read -r jest_pass jest_fail <<<"$jest_summary"
+echo
+echo "jest: $jest_pass passed, $jest_fail failed"
+echo "e2e: ${e2e_pass:-0} passed, ${e2e_fail:-0} failed"
+# One closing line that CI can read.
+echo "tests: $((jest_pass + ${e2e_pass:-0})) passed, $((jest_fail + ${e2e_fail:-0})) failed"
+[ "$e2e_rc" = 0 ] || die "end-to-end tests failed (screenshots in packages/app/e2e-test-results/)"

@@ -1,0 +1,38 @@
+import type { Page } from 'playwright-core';
+
+/** The portal's Bitbucket sign-in steps, by role and label. */
+export class SignInPage {
+  readonly page: Page;
+
+  constructor(page: Page) {
+    this.page = page;
+  }
+
+  signInButton() {
+    return this.page.getByRole('button', { name: 'Sign in with Bitbucket' });
+  }
+
+  errorText() {
+    return this.page.getByRole('alert');
+  }
+
+  /**
+   * Clicks "Sign in with Bitbucket" and answers the emulator's consent page
+   * in the popup as `user` (its label, e.g. "Jane Doe (jdoe)").
+   */
+  async signInAs(
+    user: string,
+    decision: 'Grant access' | 'Cancel' = 'Grant access',
+  ) {
+    const [popup] = await Promise.all([
+      this.page.waitForEvent('popup'),
+      this.signInButton().click(),
+    ]);
+    await popup.waitForLoadState();
+    if (decision === 'Grant access') {
+      await popup.getByRole('radio', { name: user, exact: true }).check();
+    }
+    await popup.getByRole('button', { name: decision }).click();
+    await popup.waitForEvent('close', { timeout: 30_000 });
+  }
+}

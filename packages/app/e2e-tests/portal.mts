@@ -1,0 +1,191 @@
+/**
+ * Starts what a new user gets from `scripts/start.sh`, on free ports: the
+ * Bitbucket Cloud emulator with the demo seed, and the backend serving the
+ * built app (`yarn workspace app build`) with the provider pointed at the
+ * emulator. Stops both, process groups included.
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import {
+  createWriteStream,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const REPO_ROOT = resolve(import.meta.dirname, '../../..');
+
+export interface Portal {
+  url: string;
+  emulatorUrl: string;
+  logFile: string;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((ok, fail) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => ok(port));
+    });
+    server.on('error', fail);
+  });
+}
+
+async function waitFor(
+  url: string,
+  child: ChildProcess,
+  what: string,
+  seconds: number,
+) {
+  const deadline = Date.now() + seconds * 1000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) {
+      throw new Error(
+        `${what} exited with code ${child.exitCode} before it was ready`,
+      );
+    }
+    try {
+      const res = await fetch(url);
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise(r => setTimeout(r, 250));
+  }
+  throw new Error(`${what} was not ready at ${url} within ${seconds} s`);
+}
+
+function stopGroup(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || !child.pid) return Promise.resolve();
+  return new Promise(done => {
+    child.once('exit', () => done());
+    try {
+      process.kill(-child.pid!, 'SIGTERM');
+    } catch {
+      done();
+    }
+    setTimeout(() => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }, 5000).unref();
+  });
+}
+
+export async function startPortal(
+  options: { emulatorLatencyMs?: number } = {},
+): Promise<Portal> {
+  if (!existsSync(join(REPO_ROOT, 'packages/app/dist/index.html'))) {
+    throw new Error(
+      'packages/app/dist is missing: run `yarn workspace app build` first',
+    );
+  }
+  const [backendPort, emulatorPort] = [await freePort(), await freePort()];
+  const dir = mkdtempSync(join(tmpdir(), 'bitbucket-e2e-'));
+  const url = `http://localhost:${backendPort}`;
+  const emulatorUrl = `http://localhost:${emulatorPort}`;
+
+  const seed = readFileSync(
+    join(REPO_ROOT, 'packages/bitbucket-cloud-emulator/seeds/demo.yaml'),
+    'utf8',
+  ).replace(
+    'callbackUrl: http://localhost:7007/api/auth/bitbucket',
+    `callbackUrl: ${url}/api/auth/bitbucket`,
+  );
+  writeFileSync(join(dir, 'seed.yaml'), seed);
+  writeFileSync(
+    join(dir, 'app-config.e2e.yaml'),
+    [
+      'app:',
+      `  baseUrl: ${url}`,
+      'backend:',
+      `  baseUrl: ${url}`,
+      '  listen:',
+      `    port: ${backendPort}`,
+      '  cors:',
+      `    origin: ${url}`,
+      '  csp:',
+      "    img-src: [\"'self'\", 'data:', 'http://localhost:*']",
+      '    upgrade-insecure-requests: false',
+      'auth:',
+      '  providers:',
+      '    bitbucket:',
+      '      development:',
+      '        clientId: backstage-demo',
+      '        clientSecret: backstage-demo-secret',
+      `        baseUrl: ${emulatorUrl}`,
+      `        apiBaseUrl: ${emulatorUrl}/2.0`,
+      '',
+    ].join('\n'),
+  );
+
+  const logFile = join(dir, 'portal.log');
+  const log = createWriteStream(logFile);
+  const run = (args: string[], cwd: string) => {
+    const child = spawn(process.execPath, args, {
+      cwd,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NODE_ENV: 'development' },
+    });
+    child.stdout!.pipe(log, { end: false });
+    child.stderr!.pipe(log, { end: false });
+    return child;
+  };
+
+  const emulator = run(
+    [
+      join(
+        REPO_ROOT,
+        'packages/bitbucket-cloud-emulator/bin/bitbucket-cloud-emulator',
+      ),
+      '--port',
+      String(emulatorPort),
+      '--seed',
+      join(dir, 'seed.yaml'),
+      '--latency',
+      String(options.emulatorLatencyMs ?? 0),
+    ],
+    REPO_ROOT,
+  );
+  const backend = run(
+    [
+      join(REPO_ROOT, '.yarn/releases/yarn-4.13.0.cjs'),
+      'start',
+      '--config',
+      join(REPO_ROOT, 'app-config.yaml'),
+      '--config',
+      join(dir, 'app-config.e2e.yaml'),
+    ],
+    join(REPO_ROOT, 'packages/backend'),
+  );
+  const stop = async () => {
+    await Promise.all([stopGroup(backend), stopGroup(emulator)]);
+    log.end();
+  };
+  try {
+    await waitFor(
+      `${emulatorUrl}/_emulator/health`,
+      emulator,
+      'the emulator',
+      20,
+    );
+    await waitFor(
+      `${url}/.backstage/health/v1/readiness`,
+      backend,
+      'the backend',
+      120,
+    );
+  } catch (error) {
+    await stop();
+    throw new Error(`${(error as Error).message}; see ${logFile}`);
+  }
+  return { url, emulatorUrl, logFile, stop };
+}
