@@ -11,11 +11,11 @@ ensure_deps
 cd "$REPO_ROOT"
 
 EMULATOR_PORT="${BITBUCKET_EMULATOR_PORT:-7100}"
-configs=(--config app-config.yaml)
+configs=(--config "$REPO_ROOT/app-config.yaml")
 
 if [ -n "${AUTH_BITBUCKET_CLIENT_ID:-}" ] || [ -f app-config.local.yaml ]; then
   log "using real Bitbucket Cloud (AUTH_BITBUCKET_CLIENT_ID or app-config.local.yaml is set)"
-  [ -f app-config.local.yaml ] && configs+=(--config app-config.local.yaml)
+  [ -f app-config.local.yaml ] && configs+=(--config "$REPO_ROOT/app-config.local.yaml")
 else
   log "no Bitbucket credentials: starting the Bitbucket Cloud emulator on http://localhost:$EMULATOR_PORT"
   node packages/bitbucket-cloud-emulator/bin/bitbucket-cloud-emulator --port "$EMULATOR_PORT" &
@@ -27,7 +27,7 @@ else
     sleep 0.1
   done
   export BITBUCKET_EMULATOR_URL="http://localhost:$EMULATOR_PORT"
-  configs+=(--config app-config.emulator.yaml)
+  configs+=(--config "$REPO_ROOT/app-config.emulator.yaml")
 fi
 
 yarn start "${configs[@]}"
