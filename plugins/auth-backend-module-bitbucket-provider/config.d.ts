@@ -39,6 +39,26 @@ export interface Config {
           apiBaseUrl?: string;
           /** Milliseconds before a call to Bitbucket is abandoned. Default 10000. */
           requestTimeout?: number;
+          /**
+           * Workspace slugs whose members may sign in (case-insensitive).
+           * Needs the consumer permission Workspace membership: Read.
+           */
+          allowedWorkspaces?: string[];
+          /** The least role required in one of the allowed workspaces. */
+          minimumWorkspaceRole?: 'collaborator' | 'member' | 'owner';
+          /** Adds `group:<namespace>/<prefix><slug>` ownership per workspace. */
+          workspaceOwnership?: {
+            enabled?: boolean;
+            /** Default `default`. */
+            namespace?: string;
+            /** Default empty. */
+            prefix?: string;
+          };
+          /**
+           * How long a fetched profile serves refreshes without REST calls,
+           * e.g. `15m`; `0` disables. Default 15 minutes.
+           */
+          profileCacheTtl?: HumanDuration | string | number;
           /** Sign-in resolvers, tried in order. */
           signIn?: {
             resolvers: Array<

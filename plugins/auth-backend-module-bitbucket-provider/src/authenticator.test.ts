@@ -137,7 +137,11 @@ describe('bitbucketAuthenticator against the Bitbucket Cloud emulator', () => {
   });
 
   it('refreshes with a rotated refresh token, and the old one stops working', async () => {
-    world = await startSignInWorld({ users: [JANE], entities: [janeEntity] });
+    world = await startSignInWorld({
+      users: [JANE],
+      entities: [janeEntity],
+      provider: { profileCacheTtl: 0 },
+    });
     await world.signIn(JANE.uuid);
     const first = world.refreshToken()!;
     world.emulator.resetCalls();
@@ -342,5 +346,218 @@ describe('bitbucketAuthenticator against the Bitbucket Cloud emulator', () => {
       );
       expect(JSON.stringify(message)).not.toContain(CLIENT_SECRET);
     });
+  });
+});
+
+describe('workspace access control, ownership and the rate budget', () => {
+  let world: SignInWorld;
+  afterEach(async () => {
+    await world?.stop();
+  });
+
+  const workspaces = (...slugs: string[]) =>
+    slugs.map(slug => ({ slug, role: 'member' as const }));
+  const TEAM = ['account', 'email', 'team'];
+
+  it('signs in a member of an allowed workspace found on page 2', async () => {
+    const many = Array.from({ length: 120 }, (_, i) => `other-${i}`);
+    world = await startSignInWorld({
+      users: [{ ...JANE, workspaces: workspaces(...many, 'acme') }],
+      entities: [janeEntity],
+      consumerPermissions: TEAM,
+      provider: { allowedWorkspaces: ['ACME'] },
+    });
+    const message = await world.signIn(JANE.uuid);
+    expect(message.error).toBeUndefined();
+    expect(message.response.backstageIdentity.identity.userEntityRef).toBe(
+      'user:default/jane.doe',
+    );
+    expect(message.response.providerInfo.scope).toBe('account email team');
+    expect(
+      world.emulator
+        .calls()
+        .filter(c => c.path === '/2.0/user/workspaces')
+        .map(c => c.query),
+    ).toEqual(['pagelen=100', 'pagelen=100&page=2']);
+    expect(
+      world.logs
+        .filter(l => l.message === 'Bitbucket sign-in decision')
+        .map(l => l.meta),
+    ).toEqual([
+      expect.objectContaining({
+        providerUser: JANE.uuid,
+        accountId: JANE.accountId,
+        resolver: 'userIdMatchingUserEntityAnnotation',
+        workspaceCheck: 'passed',
+        outcome: 'signed-in',
+        userEntityRef: 'user:default/jane.doe',
+      }),
+    ]);
+  });
+
+  it('fetches user, emails and workspaces in one parallel round', async () => {
+    world = await startSignInWorld({
+      users: [{ ...JANE, workspaces: workspaces('acme') }],
+      entities: [janeEntity],
+      consumerPermissions: TEAM,
+      provider: { allowedWorkspaces: ['acme'], minimumWorkspaceRole: 'member' },
+    });
+    const slow = { latencyMs: 150 };
+    world.emulator.setFaults({
+      endpoints: {
+        '/2.0/user': slow,
+        '/2.0/user/emails': slow,
+        '/2.0/user/workspaces': slow,
+        '/2.0/user/workspaces/acme/permission': slow,
+      },
+    });
+    await world.signIn(JANE.uuid);
+    const rest = world.emulator.calls().filter(c => c.path.startsWith('/2.0/'));
+    expect(rest.map(c => c.path).sort()).toEqual([
+      '/2.0/user',
+      '/2.0/user/emails',
+      '/2.0/user/workspaces',
+      '/2.0/user/workspaces/acme/permission',
+    ]);
+    const lastStart = Math.max(...rest.map(c => c.startedAt));
+    const firstEnd = Math.min(...rest.map(c => c.endedAt));
+    expect(lastStart).toBeLessThan(firstEnd);
+  });
+
+  it('refuses a user in none of the allowed workspaces, before any catalog lookup', async () => {
+    world = await startSignInWorld({
+      users: [{ ...JANE, workspaces: workspaces('elsewhere') }],
+      entities: [janeEntity],
+      consumerPermissions: TEAM,
+      provider: { allowedWorkspaces: ['acme', 'platform'] },
+    });
+    const message = await world.signIn(JANE.uuid);
+    expect(message.error).toEqual({
+      name: 'NotAllowedError',
+      message: `Your Bitbucket account Jane Doe (${JANE.uuid}) is not a member of a workspace allowed to sign in to this portal (allowed: acme, platform). Ask an admin of one of these workspaces to add you, or sign in with another Bitbucket account.`,
+    });
+    expect(
+      world.logs.find(l => l.message === 'Bitbucket sign-in decision')?.meta,
+    ).toEqual(
+      expect.objectContaining({
+        providerUser: JANE.uuid,
+        workspaceCheck: 'refused',
+        outcome: 'refused',
+      }),
+    );
+  });
+
+  it('refuses a role below minimumWorkspaceRole', async () => {
+    world = await startSignInWorld({
+      users: [
+        { ...JANE, workspaces: [{ slug: 'acme', role: 'collaborator' }] },
+      ],
+      entities: [janeEntity],
+      consumerPermissions: TEAM,
+      provider: { allowedWorkspaces: ['acme'], minimumWorkspaceRole: 'member' },
+    });
+    const message = await world.signIn(JANE.uuid);
+    expect(message.error).toEqual({
+      name: 'NotAllowedError',
+      message: `Your Bitbucket account Jane Doe (${JANE.uuid}) has the role acme: collaborator, but this portal requires at least 'member' in one of: acme. Ask a workspace admin for a higher role.`,
+    });
+  });
+
+  it('adds the allowed workspaces to the ownership, after memberOf', async () => {
+    world = await startSignInWorld({
+      users: [{ ...JANE, workspaces: workspaces('acme', 'platform', 'hobby') }],
+      entities: [janeEntity],
+      consumerPermissions: TEAM,
+      provider: {
+        allowedWorkspaces: ['acme', 'platform'],
+        workspaceOwnership: { enabled: true, prefix: 'bitbucket-' },
+      },
+    });
+    const message = await world.signIn(JANE.uuid);
+    expect(
+      message.response.backstageIdentity.identity.ownershipEntityRefs,
+    ).toEqual([
+      'user:default/jane.doe',
+      'group:default/platform',
+      'group:default/bitbucket-acme',
+      'group:default/bitbucket-platform',
+    ]);
+  });
+
+  it('makes no REST call on a refresh within profileCacheTtl, and re-checks membership after it', async () => {
+    world = await startSignInWorld({
+      users: [{ ...JANE, workspaces: workspaces('acme') }],
+      entities: [janeEntity],
+      consumerPermissions: TEAM,
+      provider: { allowedWorkspaces: ['acme'], profileCacheTtl: '1500ms' },
+    });
+    await world.signIn(JANE.uuid);
+    world.emulator.updateUser(JANE.uuid, { workspaces: [] });
+    world.emulator.resetCalls();
+
+    const cached = await world.refresh();
+    expect(cached.status).toBe(200);
+    expect(cached.body.backstageIdentity.identity.userEntityRef).toBe(
+      'user:default/jane.doe',
+    );
+    expect(world.emulator.calls().map(c => `${c.method} ${c.path}`)).toEqual([
+      'POST /site/oauth2/access_token',
+    ]);
+
+    await new Promise(r => setTimeout(r, 1600));
+    const refused = await world.refresh();
+    expect(refused.status).toBe(401);
+    expect(refused.body.error.message).toBe(
+      `Refresh failed; caused by NotAllowedError: Your Bitbucket account Jane Doe (${JANE.uuid}) is not a member of a workspace allowed to sign in to this portal (allowed: acme). Ask an admin of one of these workspaces to add you, or sign in with another Bitbucket account.`,
+    );
+  });
+
+  it('retries once after a 429 with Retry-After', async () => {
+    world = await startSignInWorld({ users: [JANE], entities: [janeEntity] });
+    world.emulator.setFaults({
+      endpoints: {
+        '/2.0/user': { status: 429, retryAfterSeconds: 1, times: 1 },
+      },
+    });
+    const message = await world.signIn(JANE.uuid);
+    expect(message.error).toBeUndefined();
+    const user = world.emulator.calls().filter(c => c.path === '/2.0/user');
+    expect(user.map(c => c.status)).toEqual([429, 200]);
+    expect(user[1].startedAt - user[0].endedAt).toBeGreaterThanOrEqual(950);
+    expect(
+      world.logs.some(l => l.level === 'warn' && /HTTP 429/.test(l.message)),
+    ).toBe(true);
+  });
+
+  it('gives up after a second 429 with a clear error', async () => {
+    world = await startSignInWorld({ users: [JANE], entities: [janeEntity] });
+    world.emulator.setFaults({
+      endpoints: {
+        '/2.0/user': { status: 429, retryAfterSeconds: 1, times: 2 },
+      },
+    });
+    const message = await world.signIn(JANE.uuid);
+    expect(message.error).toEqual({
+      name: 'ServiceUnavailableError',
+      message:
+        'Bitbucket rate limit reached for this OAuth consumer (HTTP 429 on GET /2.0/user). Try again in a few minutes.',
+    });
+  });
+
+  it('names a removed endpoint (410)', async () => {
+    world = await startSignInWorld({
+      users: [{ ...JANE, workspaces: workspaces('acme') }],
+      entities: [janeEntity],
+      consumerPermissions: TEAM,
+      provider: { allowedWorkspaces: ['acme'] },
+    });
+    world.emulator.setFaults({
+      endpoints: { '/2.0/user/workspaces': { status: 410 } },
+    });
+    const message = await world.signIn(JANE.uuid);
+    expect(message.error.name).toBe('ServiceUnavailableError');
+    expect(message.error.message).toMatch(
+      /^Bitbucket answered GET \/2\.0\/user\/workspaces with HTTP 410 Gone( \(Bitbucket said: ".+"\))?: Bitbucket removed this endpoint\. Upgrade this module\.$/,
+    );
   });
 });

@@ -1,3 +1,4 @@
+import { CacheService, LoggerService } from '@backstage/backend-plugin-api';
 import { InputError } from '@backstage/errors';
 import {
   createOAuthAuthenticator,
@@ -8,16 +9,34 @@ import {
 import type { Request } from 'express';
 import { Strategy as OAuth2Strategy } from 'passport-oauth2';
 import { BitbucketClient } from './client';
-import { readBitbucketProviderSettings } from './config';
+import {
+  BitbucketProviderSettings,
+  readBitbucketProviderSettings,
+} from './config';
 import { authorizeCallbackError } from './errors';
 import { BitbucketProfile } from './profile';
+import { ProfileCache } from './profileCache';
+import { RateBudget } from './rateBudget';
 import { BitbucketTokenClient, BitbucketTokenResponse } from './token';
+import { checkWorkspaceAccess } from './workspaces';
 
 /** What `initialize` builds once per environment. */
 interface BitbucketAuthenticatorContext {
+  settings: BitbucketProviderSettings;
   strategy: OAuth2Strategy;
   tokenClient: BitbucketTokenClient;
   client: BitbucketClient;
+  cache: ProfileCache;
+}
+
+/** Services the authenticator uses when the module provides them. */
+export interface BitbucketAuthenticatorOptions {
+  /** Caches profiles between refreshes (see `profileCacheTtl`). */
+  cache?: CacheService;
+  /** Receives the audit lines of refused sign-ins and budget warnings. */
+  logger?: LoggerService;
+  /** Fetch the profile calls one after the other (benchmarks only). */
+  sequentialProfileFetch?: boolean;
 }
 
 /** The scopes every sign-in needs: `/2.0/user` and `/2.0/user/emails`. */
@@ -128,72 +147,154 @@ function runCallback(
   });
 }
 
+/** Fetches the profile this environment needs and applies the workspace check. */
+async function fetchCheckedProfile(
+  ctx: BitbucketAuthenticatorContext,
+  accessToken: string,
+  logger: LoggerService | undefined,
+  step: 'sign-in' | 'refresh',
+): Promise<BitbucketProfile> {
+  const { workspaces, needsWorkspaces } = ctx.settings;
+  const profile = await ctx.client.fetchProfile(accessToken, {
+    workspaces: needsWorkspaces,
+    permissionsFor: workspaces.minimumRole ? workspaces.allowed : undefined,
+  });
+  checkAndAudit(profile, ctx, logger, step);
+  return profile;
+}
+
+function checkAndAudit(
+  profile: BitbucketProfile,
+  ctx: BitbucketAuthenticatorContext,
+  logger: LoggerService | undefined,
+  step: 'sign-in' | 'refresh',
+) {
+  try {
+    checkWorkspaceAccess(profile, ctx.settings.workspaces);
+  } catch (error) {
+    logger?.info('Bitbucket sign-in decision', {
+      step,
+      providerUser: profile.uuid,
+      accountId: profile.accountId,
+      resolver: 'none (refused before the catalog)',
+      workspaceCheck: 'refused',
+      outcome: 'refused',
+      reason: (error as Error).message,
+    });
+    throw error;
+  }
+}
+
+/**
+ * Creates the Bitbucket Cloud OAuth 2.0 authenticator with the services of
+ * the backend: the profile cache and the logger.
+ */
+export function createBitbucketAuthenticator(
+  options: BitbucketAuthenticatorOptions = {},
+): OAuthAuthenticator<unknown, BitbucketProfile> {
+  const { cache, logger } = options;
+  return createOAuthAuthenticator<
+    BitbucketAuthenticatorContext,
+    BitbucketProfile
+  >({
+    defaultProfileTransform: async ({ fullProfile }) => ({
+      profile: {
+        email: fullProfile.email,
+        displayName: fullProfile.displayName,
+        picture: fullProfile.avatarUrl,
+      },
+    }),
+    scopes: {
+      // Bitbucket narrows a token to the requested scopes, also on refresh
+      // (backstage#22383): always ask for what the profile fetch needs, and
+      // remember what was granted.
+      required: REQUIRED_SCOPES,
+      persist: true,
+    },
+    initialize({ callbackUrl, config }) {
+      const settings = readBitbucketProviderSettings(config);
+      const tokenClient = new BitbucketTokenClient({
+        tokenUrl: settings.tokenUrl,
+        clientId: settings.clientId,
+        clientSecret: settings.clientSecret,
+        timeoutMs: settings.requestTimeoutMs,
+      });
+      return {
+        settings,
+        tokenClient,
+        strategy: createStrategy(settings, callbackUrl, tokenClient),
+        client: new BitbucketClient({
+          apiBaseUrl: settings.apiBaseUrl,
+          timeoutMs: settings.requestTimeoutMs,
+          budget: new RateBudget(settings.clientId, logger),
+          sequential: options.sequentialProfileFetch,
+        }),
+        cache: new ProfileCache(
+          cache,
+          settings.clientId,
+          settings.profileCacheTtlMs,
+        ),
+      };
+    },
+    async start(input, ctx) {
+      return runStart(ctx.strategy, input.req, {
+        scope: input.scope,
+        state: input.state,
+      });
+    },
+    async authenticate(
+      input,
+      ctx,
+    ): Promise<OAuthAuthenticatorResult<BitbucketProfile>> {
+      const token = await runCallback(ctx.strategy, input.req);
+      const fullProfile = await fetchCheckedProfile(
+        ctx,
+        token.accessToken,
+        logger,
+        'sign-in',
+      );
+      const session = toSession(token);
+      await ctx.cache.put(session.refreshToken, fullProfile);
+      return { fullProfile, session };
+    },
+    async refresh(
+      input,
+      ctx,
+    ): Promise<OAuthAuthenticatorResult<BitbucketProfile>> {
+      const [token, cached] = await Promise.all([
+        ctx.tokenClient.refresh(input.refreshToken, input.scope),
+        ctx.cache.get(input.refreshToken),
+      ]);
+      const session = toSession(token, input.refreshToken);
+      if (cached) {
+        // within profileCacheTtl: no REST call, but the (possibly changed)
+        // workspace config still applies
+        checkAndAudit(cached.profile, ctx, logger, 'refresh');
+        await ctx.cache.move(input.refreshToken, session.refreshToken, cached);
+        return { fullProfile: cached.profile, session };
+      }
+      const fullProfile = await fetchCheckedProfile(
+        ctx,
+        token.accessToken,
+        logger,
+        'refresh',
+      );
+      await ctx.cache.put(session.refreshToken, fullProfile);
+      return { fullProfile, session };
+    },
+  });
+}
+
 /**
  * The Bitbucket Cloud OAuth 2.0 authenticator: authorization code flow with
  * `passport-oauth2`, configurable URLs, the profile from `/2.0/user` and
- * `/2.0/user/emails` (the primary and confirmed address), and rotating
- * refresh tokens.
+ * `/2.0/user/emails` (the primary and confirmed address), workspace access
+ * control, and rotating refresh tokens. Without a cache: the module itself
+ * uses one made with the backend's cache service.
  *
  * @public
  */
 export const bitbucketAuthenticator: OAuthAuthenticator<
   unknown,
   BitbucketProfile
-> = createOAuthAuthenticator<BitbucketAuthenticatorContext, BitbucketProfile>({
-  defaultProfileTransform: async ({ fullProfile }) => ({
-    profile: {
-      email: fullProfile.email,
-      displayName: fullProfile.displayName,
-      picture: fullProfile.avatarUrl,
-    },
-  }),
-  scopes: {
-    // Bitbucket narrows a token to the requested scopes, also on refresh
-    // (backstage#22383): always ask for what the profile fetch needs, and
-    // remember what was granted.
-    required: REQUIRED_SCOPES,
-    persist: true,
-  },
-  initialize({ callbackUrl, config }) {
-    const settings = readBitbucketProviderSettings(config);
-    const tokenClient = new BitbucketTokenClient({
-      tokenUrl: settings.tokenUrl,
-      clientId: settings.clientId,
-      clientSecret: settings.clientSecret,
-      timeoutMs: settings.requestTimeoutMs,
-    });
-    return {
-      tokenClient,
-      strategy: createStrategy(settings, callbackUrl, tokenClient),
-      client: new BitbucketClient({
-        apiBaseUrl: settings.apiBaseUrl,
-        timeoutMs: settings.requestTimeoutMs,
-      }),
-    };
-  },
-  async start(input, ctx) {
-    return runStart(ctx.strategy, input.req, {
-      scope: input.scope,
-      state: input.state,
-    });
-  },
-  async authenticate(
-    input,
-    ctx,
-  ): Promise<OAuthAuthenticatorResult<BitbucketProfile>> {
-    const token = await runCallback(ctx.strategy, input.req);
-    const fullProfile = await ctx.client.fetchProfile(token.accessToken);
-    return { fullProfile, session: toSession(token) };
-  },
-  async refresh(
-    input,
-    ctx,
-  ): Promise<OAuthAuthenticatorResult<BitbucketProfile>> {
-    const token = await ctx.tokenClient.refresh(
-      input.refreshToken,
-      input.scope,
-    );
-    const fullProfile = await ctx.client.fetchProfile(token.accessToken);
-    return { fullProfile, session: toSession(token, input.refreshToken) };
-  },
-});
+> = createBitbucketAuthenticator();

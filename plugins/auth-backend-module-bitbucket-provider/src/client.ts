@@ -2,19 +2,39 @@ import { invalidJsonError, restError, transportError } from './errors';
 import {
   BitbucketEmail,
   BitbucketProfile,
+  BitbucketWorkspace,
   toBitbucketEmail,
   toBitbucketProfile,
+  toBitbucketWorkspace,
 } from './profile';
+import { RateBudget } from './rateBudget';
 
 /** Bitbucket caps `pagelen` at 100; a bound on pages keeps a bad `next` from looping. */
 const PAGELEN = 100;
 const MAX_PAGES = 50;
+/** A 429 is retried once, and only when Bitbucket asks to wait at most this long. */
+const MAX_RETRY_WAIT_MS = 10_000;
 
 /** Options of {@link BitbucketClient}. */
 export interface BitbucketClientOptions {
   /** e.g. `https://api.bitbucket.org/2.0` (no trailing slash) */
   apiBaseUrl: string;
   timeoutMs: number;
+  /** Counts the calls against the consumer's hourly budget. */
+  budget?: RateBudget;
+  /**
+   * Fetch user, emails and workspaces one after the other instead of in
+   * parallel. Only for measuring what parallel fetching buys.
+   */
+  sequential?: boolean;
+}
+
+/** What a profile fetch includes besides the user and emails. */
+export interface ProfileFetchOptions {
+  /** Also `GET /2.0/user/workspaces` (all pages). */
+  workspaces?: boolean;
+  /** Also `GET /2.0/user/workspaces/{slug}/permission` for these slugs. */
+  permissionsFor?: string[];
 }
 
 /**
@@ -26,23 +46,58 @@ export class BitbucketClient {
   readonly #apiBaseUrl: string;
   readonly #origin: string;
   readonly #timeoutMs: number;
+  readonly #budget?: RateBudget;
+  readonly #sequential: boolean;
 
   constructor(options: BitbucketClientOptions) {
     this.#apiBaseUrl = options.apiBaseUrl.replace(/\/+$/, '');
     this.#origin = new URL(this.#apiBaseUrl).origin;
     this.#timeoutMs = options.timeoutMs;
+    this.#budget = options.budget;
+    this.#sequential = options.sequential ?? false;
   }
 
   /**
-   * The user and their email addresses, fetched in parallel: the two calls
-   * are independent, so a sign-in waits one round trip for both.
+   * The user, their email addresses and, when asked, their workspaces and
+   * roles. The calls are independent and made in parallel, so a sign-in
+   * waits one round trip for all of them.
    */
-  async fetchProfile(accessToken: string): Promise<BitbucketProfile> {
-    const [user, emails] = await Promise.all([
-      this.getCurrentUser(accessToken),
-      this.listEmails(accessToken),
-    ]);
-    return toBitbucketProfile(user, emails);
+  async fetchProfile(
+    accessToken: string,
+    options: ProfileFetchOptions = {},
+  ): Promise<BitbucketProfile> {
+    const tasks: Array<() => Promise<unknown>> = [
+      () => this.getCurrentUser(accessToken),
+      () => this.listEmails(accessToken),
+    ];
+    if (options.workspaces) {
+      tasks.push(() => this.listWorkspaces(accessToken));
+    }
+    for (const slug of options.permissionsFor ?? []) {
+      tasks.push(() => this.getWorkspacePermission(accessToken, slug));
+    }
+    const results: unknown[] = [];
+    if (this.#sequential) {
+      for (const task of tasks) results.push(await task());
+    } else {
+      results.push(...(await Promise.all(tasks.map(task => task()))));
+    }
+    const [user, emails, ...rest] = results;
+    const profile = toBitbucketProfile(user, emails as BitbucketEmail[]);
+    if (options.workspaces) {
+      const workspaces = rest.shift() as BitbucketWorkspace[];
+      const permissions = new Map(
+        (options.permissionsFor ?? []).map((slug, i) => [
+          slug.toLowerCase(),
+          rest[i] as string | undefined,
+        ]),
+      );
+      profile.workspaces = workspaces.map(w => ({
+        ...w,
+        permission: permissions.get(w.slug.toLowerCase()),
+      }));
+    }
+    return profile;
   }
 
   /**
@@ -50,7 +105,7 @@ export class BitbucketClient {
    * https://developer.atlassian.com/cloud/bitbucket/rest/api-group-users/#api-user-get
    */
   async getCurrentUser(accessToken: string): Promise<unknown> {
-    return this.#getJson(`${this.#apiBaseUrl}/user`, accessToken);
+    return (await this.#getJson(`${this.#apiBaseUrl}/user`, accessToken)).body;
   }
 
   /**
@@ -68,6 +123,43 @@ export class BitbucketClient {
       .filter((e): e is BitbucketEmail => Boolean(e));
   }
 
+  /**
+   * GET /2.0/user/workspaces (Workspace membership: Read), every page: the
+   * replacement (CHANGE-3022) of the removed /2.0/workspaces and
+   * /2.0/user/permissions/workspaces (CHANGE-2770).
+   * https://developer.atlassian.com/cloud/bitbucket/rest/api-group-workspaces/#api-user-workspaces-get
+   */
+  async listWorkspaces(accessToken: string): Promise<BitbucketWorkspace[]> {
+    const values = await this.#getAllPages(
+      `${this.#apiBaseUrl}/user/workspaces?pagelen=${PAGELEN}`,
+      accessToken,
+    );
+    return values
+      .map(toBitbucketWorkspace)
+      .filter((w): w is BitbucketWorkspace => Boolean(w));
+  }
+
+  /**
+   * GET /2.0/user/workspaces/{slug}/permission: the caller's role in one
+   * workspace; undefined when they are not a member (404 or 403).
+   * https://developer.atlassian.com/cloud/bitbucket/rest/api-group-workspaces/#api-user-workspaces-workspace-permission-get
+   */
+  async getWorkspacePermission(
+    accessToken: string,
+    slug: string,
+  ): Promise<string | undefined> {
+    const { body } = await this.#getJson(
+      `${this.#apiBaseUrl}/user/workspaces/${encodeURIComponent(
+        slug,
+      )}/permission`,
+      accessToken,
+      [403, 404],
+    );
+    const permission = (body as Record<string, unknown> | undefined)
+      ?.permission;
+    return typeof permission === 'string' ? permission : undefined;
+  }
+
   async #getAllPages(
     firstUrl: string,
     accessToken: string,
@@ -75,7 +167,7 @@ export class BitbucketClient {
     const values: unknown[] = [];
     let url: string | undefined = firstUrl;
     for (let page = 0; url && page < MAX_PAGES; page++) {
-      const body = (await this.#getJson(url, accessToken)) as Record<
+      const body = (await this.#getJson(url, accessToken)).body as Record<
         string,
         unknown
       >;
@@ -99,29 +191,56 @@ export class BitbucketClient {
     }
   }
 
-  async #getJson(url: string, accessToken: string): Promise<unknown> {
+  /**
+   * One GET with a timeout; a 429 is retried once after `Retry-After` when
+   * that is short. Statuses in `absent` answer `{ body: undefined }`.
+   */
+  async #getJson(
+    url: string,
+    accessToken: string,
+    absent: number[] = [],
+  ): Promise<{ body: unknown }> {
     const endpoint = `GET ${new URL(url).pathname}`;
-    let res: Response;
-    let text: string;
-    try {
-      res = await fetch(url, {
-        headers: {
-          Authorization: `Bearer ${accessToken}`,
-          Accept: 'application/json',
-        },
-        signal: AbortSignal.timeout(this.#timeoutMs),
-      });
-      text = await res.text();
-    } catch (error) {
-      throw transportError(endpoint, this.#origin, error, this.#timeoutMs);
-    }
-    if (!res.ok) {
-      throw restError(endpoint, res.status, text);
-    }
-    try {
-      return JSON.parse(text);
-    } catch {
-      throw invalidJsonError(endpoint);
+    for (let attempt = 0; ; attempt++) {
+      let res: Response;
+      let text: string;
+      try {
+        res = await fetch(url, {
+          headers: {
+            Authorization: `Bearer ${accessToken}`,
+            Accept: 'application/json',
+          },
+          signal: AbortSignal.timeout(this.#timeoutMs),
+        });
+        text = await res.text();
+      } catch (error) {
+        this.#budget?.record(0);
+        throw transportError(endpoint, this.#origin, error, this.#timeoutMs);
+      }
+      this.#budget?.record(res.status, res.headers);
+      if (res.status === 429 && attempt === 0) {
+        const waitMs = retryAfterMs(res.headers.get('retry-after'));
+        if (waitMs <= MAX_RETRY_WAIT_MS) {
+          await new Promise(r => setTimeout(r, waitMs));
+          continue;
+        }
+      }
+      if (absent.includes(res.status)) return { body: undefined };
+      if (!res.ok) throw restError(endpoint, res.status, text);
+      try {
+        return { body: JSON.parse(text) };
+      } catch {
+        throw invalidJsonError(endpoint);
+      }
     }
   }
+}
+
+/** `Retry-After` as milliseconds (seconds or an HTTP date); 1 s when absent. */
+export function retryAfterMs(header: string | null): number {
+  if (!header) return 1000;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(header);
+  return Number.isFinite(date) ? Math.max(0, date - Date.now()) : 1000;
 }

@@ -15,6 +15,13 @@ describe('readBitbucketProviderSettings', () => {
       tokenUrl: 'https://bitbucket.org/site/oauth2/access_token',
       apiBaseUrl: 'https://api.bitbucket.org/2.0',
       requestTimeoutMs: 10000,
+      workspaces: {
+        allowed: undefined,
+        minimumRole: undefined,
+        ownership: { enabled: false, namespace: 'default', prefix: '' },
+      },
+      profileCacheTtlMs: 900000,
+      needsWorkspaces: false,
     });
   });
 
@@ -34,6 +41,9 @@ describe('readBitbucketProviderSettings', () => {
       tokenUrl: 'http://127.0.0.1:7100/site/oauth2/access_token',
       apiBaseUrl: 'http://localhost:7100/2.0',
       requestTimeoutMs: 2500,
+      workspaces: expect.any(Object),
+      profileCacheTtlMs: 900000,
+      needsWorkspaces: false,
     });
   });
 
@@ -86,7 +96,7 @@ describe('readBitbucketProviderSettings', () => {
     expect(() =>
       read({ clientId: 'key', clientSecret: 'secret', clientSecet: 'x' }),
     ).toThrow(
-      "Unknown config key 'auth.providers.bitbucket.development.clientSecet' (did you mean 'clientSecret'?). The Bitbucket provider reads only: clientId, clientSecret, callbackUrl, additionalScopes, sessionDuration, signIn, baseUrl, apiBaseUrl, requestTimeout. Fix or remove the key so that no setting is silently ignored.",
+      "Unknown config key 'auth.providers.bitbucket.development.clientSecet' (did you mean 'clientSecret'?). The Bitbucket provider reads only: clientId, clientSecret, callbackUrl, additionalScopes, sessionDuration, signIn, baseUrl, apiBaseUrl, requestTimeout, allowedWorkspaces, minimumWorkspaceRole, workspaceOwnership, profileCacheTtl. Fix or remove the key so that no setting is silently ignored.",
     );
   });
 
@@ -104,6 +114,78 @@ describe('readBitbucketProviderSettings', () => {
         },
       }),
     ).not.toThrow();
+  });
+});
+
+describe('workspace and cache settings', () => {
+  const base = { clientId: 'key', clientSecret: 'secret' };
+
+  it('reads allowedWorkspaces, the minimum role and ownership', () => {
+    const settings = read({
+      ...base,
+      allowedWorkspaces: ['ACME', 'platform', 'acme'],
+      minimumWorkspaceRole: 'member',
+      workspaceOwnership: {
+        enabled: true,
+        namespace: 'bitbucket',
+        prefix: 'ws-',
+      },
+      profileCacheTtl: { minutes: 5 },
+    });
+    expect(settings.workspaces).toEqual({
+      allowed: ['acme', 'platform'],
+      minimumRole: 'member',
+      ownership: { enabled: true, namespace: 'bitbucket', prefix: 'ws-' },
+    });
+    expect(settings.profileCacheTtlMs).toBe(300000);
+    expect(settings.needsWorkspaces).toBe(true);
+  });
+
+  it.each([
+    ['0 disables the cache', 0, 0],
+    ['a string duration', '90s', 90000],
+    ['an ISO duration', 'PT2M', 120000],
+  ])('profileCacheTtl: %s', (_, value, ms) => {
+    expect(read({ ...base, profileCacheTtl: value }).profileCacheTtlMs).toBe(
+      ms,
+    );
+  });
+
+  it.each([
+    [
+      { allowedWorkspaces: 'acme' },
+      "Invalid config value at 'auth.providers.bitbucket.development.allowedWorkspaces': expected a non-empty list of workspace slugs (the part after bitbucket.org/ in the workspace URL), e.g. [acme, acme-contractors].",
+    ],
+    [
+      { allowedWorkspaces: [] },
+      "Invalid config value at 'auth.providers.bitbucket.development.allowedWorkspaces'",
+    ],
+    [
+      { allowedWorkspaces: ['acme'], minimumWorkspaceRole: 'admin' },
+      "Invalid config value at 'auth.providers.bitbucket.development.minimumWorkspaceRole': expected one of collaborator, member, owner, got 'admin'.",
+    ],
+    [
+      { minimumWorkspaceRole: 'owner' },
+      "Config value at 'auth.providers.bitbucket.development.minimumWorkspaceRole' needs 'auth.providers.bitbucket.development.allowedWorkspaces': the role is checked in the allowed workspaces only.",
+    ],
+    [
+      { workspaceOwnership: { enable: true } },
+      "Unknown config key 'auth.providers.bitbucket.development.workspaceOwnership.enable'. 'auth.providers.bitbucket.development.workspaceOwnership' reads only: enabled, namespace, prefix.",
+    ],
+    [
+      { workspaceOwnership: { enabled: 'yes' } },
+      "Invalid config value at 'auth.providers.bitbucket.development.workspaceOwnership.enabled': expected true or false.",
+    ],
+    [
+      { profileCacheTtl: 'soon' },
+      "Invalid config value at 'auth.providers.bitbucket.development.profileCacheTtl': expected a duration such as '15m', { minutes: 15 } or 'PT15M', or 0 to disable the cache.",
+    ],
+    [
+      { allowedWorkspace: ['acme'] },
+      "Unknown config key 'auth.providers.bitbucket.development.allowedWorkspace' (did you mean 'allowedWorkspaces'?)",
+    ],
+  ])('rejects %j', (extra, message) => {
+    expect(() => read({ ...base, ...(extra as JsonObject) })).toThrow(message);
   });
 });
 

@@ -1,4 +1,5 @@
-import { Config } from '@backstage/config';
+import { Config, readDurationFromConfig } from '@backstage/config';
+import { durationToMilliseconds } from '@backstage/types';
 import { InputError } from '@backstage/errors';
 
 /** Bitbucket Cloud's own hosts, used when `baseUrl` / `apiBaseUrl` are not set. */
@@ -21,7 +22,26 @@ export const KNOWN_KEYS = [
   'baseUrl',
   'apiBaseUrl',
   'requestTimeout',
+  'allowedWorkspaces',
+  'minimumWorkspaceRole',
+  'workspaceOwnership',
+  'profileCacheTtl',
 ] as const;
+
+/** Bitbucket's workspace roles, from least to most privileged. */
+export const WORKSPACE_ROLES = ['collaborator', 'member', 'owner'] as const;
+/** A Bitbucket workspace role. */
+export type WorkspaceRole = (typeof WORKSPACE_ROLES)[number];
+
+export const DEFAULT_PROFILE_CACHE_TTL_MS = 15 * 60 * 1000;
+
+/** Workspace restrictions and ownership of one environment. */
+export interface WorkspaceSettings {
+  /** Lower-cased slugs; undefined = no restriction. */
+  allowed?: string[];
+  minimumRole?: WorkspaceRole;
+  ownership: { enabled: boolean; namespace: string; prefix: string };
+}
 
 /** The validated settings of one environment of the provider. */
 export interface BitbucketProviderSettings {
@@ -35,6 +55,11 @@ export interface BitbucketProviderSettings {
   apiBaseUrl: string;
   /** Milliseconds before a call to Bitbucket is abandoned. */
   requestTimeoutMs: number;
+  workspaces: WorkspaceSettings;
+  /** How long a fetched profile serves refreshes; 0 = never cached. */
+  profileCacheTtlMs: number;
+  /** Whether a sign-in needs `GET /2.0/user/workspaces`. */
+  needsWorkspaces: boolean;
 }
 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
@@ -156,6 +181,106 @@ function readTimeout(config: Config, path: string): number {
   );
 }
 
+const SLUG = /^[a-z0-9][a-z0-9_.-]*$/i;
+const ENTITY_NAMESPACE = /^[a-z0-9]+(?:-[a-z0-9]+)*$/i;
+
+function readWorkspaces(config: Config, path: string): WorkspaceSettings {
+  let allowed: string[] | undefined;
+  const rawAllowed = config.getOptional('allowedWorkspaces');
+  if (rawAllowed !== undefined) {
+    if (
+      !Array.isArray(rawAllowed) ||
+      rawAllowed.length === 0 ||
+      rawAllowed.some(v => typeof v !== 'string' || !SLUG.test(v))
+    ) {
+      throw new InputError(
+        `Invalid config value at '${path}.allowedWorkspaces': expected a non-empty list of workspace slugs (the part after bitbucket.org/ in the workspace URL), e.g. [acme, acme-contractors].`,
+      );
+    }
+    allowed = [...new Set((rawAllowed as string[]).map(v => v.toLowerCase()))];
+  }
+
+  const rawRole = config.getOptional('minimumWorkspaceRole');
+  if (
+    rawRole !== undefined &&
+    !(WORKSPACE_ROLES as readonly unknown[]).includes(rawRole)
+  ) {
+    throw new InputError(
+      `Invalid config value at '${path}.minimumWorkspaceRole': expected one of ${WORKSPACE_ROLES.join(
+        ', ',
+      )}, got '${String(rawRole)}'.`,
+    );
+  }
+  if (rawRole !== undefined && !allowed) {
+    throw new InputError(
+      `Config value at '${path}.minimumWorkspaceRole' needs '${path}.allowedWorkspaces': the role is checked in the allowed workspaces only.`,
+    );
+  }
+
+  const own = config.getOptionalConfig('workspaceOwnership');
+  const ownPath = `${path}.workspaceOwnership`;
+  if (own) {
+    const unknown = own
+      .keys()
+      .filter(k => !['enabled', 'namespace', 'prefix'].includes(k));
+    if (unknown.length) {
+      throw new InputError(
+        `Unknown config key '${ownPath}.${unknown[0]}'. '${ownPath}' reads only: enabled, namespace, prefix.`,
+      );
+    }
+  }
+  const read = <T>(key: string, fallback: T, ok: (v: unknown) => boolean) => {
+    const v = own?.getOptional(key);
+    if (v === undefined) return fallback;
+    if (!ok(v)) {
+      throw new InputError(
+        `Invalid config value at '${ownPath}.${key}': ${
+          key === 'enabled'
+            ? 'expected true or false'
+            : key === 'namespace'
+            ? "expected an entity namespace such as 'default'"
+            : 'expected a string of letters, digits, -, _ or .'
+        }.`,
+      );
+    }
+    return v as T;
+  };
+  return {
+    allowed,
+    minimumRole: rawRole as WorkspaceRole | undefined,
+    ownership: {
+      enabled: read('enabled', false, v => typeof v === 'boolean'),
+      namespace: read(
+        'namespace',
+        'default',
+        v => typeof v === 'string' && ENTITY_NAMESPACE.test(v),
+      ),
+      prefix: read(
+        'prefix',
+        '',
+        v => typeof v === 'string' && /^[a-z0-9_.-]*$/i.test(v),
+      ),
+    },
+  };
+}
+
+function readCacheTtl(config: Config, path: string): number {
+  const raw = config.getOptional('profileCacheTtl');
+  if (raw === undefined) return DEFAULT_PROFILE_CACHE_TTL_MS;
+  if (raw === 0) return 0;
+  try {
+    const ms = durationToMilliseconds(
+      readDurationFromConfig(config, { key: 'profileCacheTtl' }),
+    );
+    if (ms >= 0) return ms;
+  } catch {
+    // reported below
+  }
+  throw new InputError(
+    `Invalid config value at '${path}.profileCacheTtl': expected a duration such as '15m', { minutes: 15 } or 'PT15M', or 0 to disable the cache.`,
+  );
+}
+
 /** Reports keys this module does not know, naming the nearest known key. */
 export function checkUnknownKeys(config: Config, path: string): void {
   const unknown = config.keys().filter(k => !(KNOWN_KEYS as any).includes(k));
@@ -187,6 +312,7 @@ export function readBitbucketProviderSettings(
   const clientSecret = readCredential(config, 'clientSecret', path);
   const baseUrl = readUrl(config, 'baseUrl', DEFAULT_BASE_URL, path);
   const apiBaseUrl = readUrl(config, 'apiBaseUrl', DEFAULT_API_BASE_URL, path);
+  const workspaces = readWorkspaces(config, path);
   const callbackUrl = config.getOptional('callbackUrl');
   if (callbackUrl !== undefined) {
     try {
@@ -204,5 +330,10 @@ export function readBitbucketProviderSettings(
     tokenUrl: `${baseUrl}/site/oauth2/access_token`,
     apiBaseUrl,
     requestTimeoutMs: readTimeout(config, path),
+    workspaces,
+    profileCacheTtlMs: readCacheTtl(config, path),
+    needsWorkspaces: Boolean(
+      workspaces.allowed || workspaces.ownership.enabled,
+    ),
   };
 }

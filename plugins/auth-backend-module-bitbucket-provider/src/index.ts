@@ -9,4 +9,8 @@
 export { authModuleBitbucketProvider as default } from './module';
 export { bitbucketAuthenticator } from './authenticator';
 export { bitbucketSignInResolvers } from './resolvers';
-export type { BitbucketProfile, BitbucketEmail } from './profile';
+export type {
+  BitbucketProfile,
+  BitbucketEmail,
+  BitbucketWorkspace,
+} from './profile';

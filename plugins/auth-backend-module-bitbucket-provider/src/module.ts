@@ -1,4 +1,7 @@
-import { createBackendModule } from '@backstage/backend-plugin-api';
+import {
+  coreServices,
+  createBackendModule,
+} from '@backstage/backend-plugin-api';
 import { authProvidersExtensionPoint } from '@backstage/plugin-auth-node';
 import { createBitbucketProviderFactory } from './provider';
 
@@ -12,11 +15,14 @@ export const authModuleBitbucketProvider = createBackendModule({
   moduleId: 'bitbucket-provider',
   register(reg) {
     reg.registerInit({
-      deps: { providers: authProvidersExtensionPoint },
-      async init({ providers }) {
+      deps: {
+        providers: authProvidersExtensionPoint,
+        cache: coreServices.cache,
+      },
+      async init({ providers, cache }) {
         providers.registerProvider({
           providerId: 'bitbucket',
-          factory: createBitbucketProviderFactory(),
+          factory: createBitbucketProviderFactory({ cache }),
         });
       },
     });

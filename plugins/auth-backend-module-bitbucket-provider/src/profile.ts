@@ -15,6 +15,23 @@ export interface BitbucketEmail {
 }
 
 /**
+ * A workspace the user can access, from `GET /2.0/user/workspaces`, with the
+ * role from `GET /2.0/user/workspaces/{slug}/permission` when it was asked.
+ *
+ * @public
+ */
+export interface BitbucketWorkspace {
+  /** The workspace slug, as in `bitbucket.org/<slug>`. */
+  slug: string;
+  /** The workspace uuid, with braces. */
+  uuid?: string;
+  /** Whether the user administers the workspace. */
+  administrator: boolean;
+  /** `owner`, `member` or `collaborator`, when fetched. */
+  permission?: string;
+}
+
+/**
  * The Bitbucket Cloud account of a signed-in user, from `GET /2.0/user` and
  * `GET /2.0/user/emails`.
  *
@@ -39,6 +56,8 @@ export interface BitbucketProfile {
   email?: string;
   /** Every address Bitbucket returned, confirmed or not. */
   emails: BitbucketEmail[];
+  /** The user's workspaces, when workspaces are configured. */
+  workspaces?: BitbucketWorkspace[];
 }
 
 function str(value: unknown): string | undefined {
@@ -93,6 +112,20 @@ export function toBitbucketProfile(
     profileUrl: str(u.links?.html?.href),
     email: selectPrimaryConfirmedEmail(emails),
     emails,
+  };
+}
+
+/** Maps one `workspace_access` item; undefined if it has no slug. */
+export function toBitbucketWorkspace(
+  value: unknown,
+): BitbucketWorkspace | undefined {
+  const v = value as Record<string, any> | undefined;
+  const slug = str(v?.workspace?.slug);
+  if (!slug) return undefined;
+  return {
+    slug,
+    uuid: str(v?.workspace?.uuid),
+    administrator: v?.administrator === true,
   };
 }
 

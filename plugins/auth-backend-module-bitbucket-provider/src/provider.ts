@@ -6,7 +6,8 @@ import {
   OAuthEnvironmentHandler,
   SignInResolverFactory,
 } from '@backstage/plugin-auth-node';
-import { bitbucketAuthenticator } from './authenticator';
+import { CacheService } from '@backstage/backend-plugin-api';
+import { createBitbucketAuthenticator } from './authenticator';
 import { readBitbucketProviderSettings } from './config';
 import { bitbucketSignInResolvers } from './resolvers';
 import { readBitbucketSignInResolver } from './signIn';
@@ -24,8 +25,15 @@ export const signInResolverFactories: Record<string, SignInResolverFactory> = {
  * account. This is what `createOAuthProviderFactory` composes, with the
  * sign-in resolver chain replaced by {@link readBitbucketSignInResolver}.
  */
-export function createBitbucketProviderFactory(): AuthProviderFactory {
+export function createBitbucketProviderFactory(
+  options: { cache?: CacheService; sequentialProfileFetch?: boolean } = {},
+): AuthProviderFactory {
   return ctx => {
+    const authenticator = createBitbucketAuthenticator({
+      cache: options.cache,
+      logger: ctx.logger,
+      sequentialProfileFetch: options.sequentialProfileFetch,
+    });
     const handlers = new Map<string, AuthProviderRouteHandlers>();
     for (const env of ctx.config.keys()) {
       const envConfig = ctx.config.getConfig(env);
@@ -35,11 +43,16 @@ export function createBitbucketProviderFactory(): AuthProviderFactory {
         envConfig,
         signInResolverFactories,
         path,
+        { workspaces: settings.workspaces, logger: ctx.logger },
       );
       ctx.logger.info(
         `Bitbucket provider '${env}': authorize at ${
           settings.authorizationUrl
-        }, REST at ${settings.apiBaseUrl}, sign-in resolvers: ${
+        }, REST at ${settings.apiBaseUrl}, allowed workspaces: ${
+          settings.workspaces.allowed?.join(', ') ?? 'any'
+        }, profile cache: ${
+          settings.profileCacheTtlMs / 1000
+        } s, sign-in resolvers: ${
           envConfig
             .getOptionalConfigArray('signIn.resolvers')
             ?.map(r => r.getOptionalString('resolver'))
@@ -49,7 +62,9 @@ export function createBitbucketProviderFactory(): AuthProviderFactory {
       handlers.set(
         env,
         createOAuthRouteHandlers({
-          authenticator: bitbucketAuthenticator,
+          authenticator,
+          // /2.0/user/workspaces needs Workspace membership: Read
+          additionalScopes: settings.needsWorkspaces ? ['team'] : undefined,
           appUrl: ctx.appUrl,
           baseUrl: ctx.baseUrl,
           config: envConfig,

@@ -1,3 +1,8 @@
+import {
+  coreServices,
+  createServiceFactory,
+  LoggerService,
+} from '@backstage/backend-plugin-api';
 import { mockServices, startTestBackend } from '@backstage/backend-test-utils';
 import { Entity } from '@backstage/catalog-model';
 import authPlugin from '@backstage/plugin-auth-backend';
@@ -23,7 +28,35 @@ export function readWebMessage(html: string): any {
   return JSON.parse(decodeURIComponent(match[1]));
 }
 
+/** One log line the backend wrote. */
+export interface LogLine {
+  level: string;
+  message: string;
+  meta?: Record<string, unknown>;
+}
+
+function captureLogger(
+  lines: LogLine[],
+  fields: Record<string, unknown> = {},
+): LoggerService {
+  const at =
+    (level: string) =>
+    (message: string, meta?: Error | Record<string, unknown>) => {
+      lines.push({ level, message, meta: { ...fields, ...(meta as object) } });
+    };
+  return {
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+    debug: at('debug'),
+    child: (more: Record<string, unknown>) =>
+      captureLogger(lines, { ...fields, ...more }),
+  };
+}
+
 export interface SignInWorld {
+  /** Every log line of the backend, structured. */
+  logs: LogLine[];
   emulator: BitbucketCloudEmulator;
   server: Awaited<ReturnType<typeof startTestBackend>>['server'];
   agent: ReturnType<typeof request.agent>;
@@ -60,8 +93,14 @@ export async function startSignInWorld(options: {
       users: options.users,
     },
   });
+  const logs: LogLine[] = [];
   const backend = await startTestBackend({
     features: [
+      createServiceFactory({
+        service: coreServices.rootLogger,
+        deps: {},
+        factory: () => captureLogger(logs),
+      }),
       authPlugin,
       authModuleBitbucketProvider,
       catalogServiceMock.factory({ entities: options.entities }),
@@ -101,6 +140,7 @@ export async function startSignInWorld(options: {
     })?.value;
 
   return {
+    logs,
     emulator,
     server,
     agent,

@@ -1,0 +1,72 @@
+import { CacheService } from '@backstage/backend-plugin-api';
+import { createHash } from 'node:crypto';
+import { BitbucketProfile } from './profile';
+
+interface Entry {
+  profile: BitbucketProfile;
+  fetchedAt: number;
+}
+
+/**
+ * Profiles by session, so that a refresh within `profileCacheTtl` makes no
+ * REST call: every REST call counts against the consumer's 1,000 per hour.
+ *
+ * The key is a SHA-256 of the consumer key and the session's refresh token,
+ * never the token itself. Bitbucket rotates refresh tokens, so on each
+ * refresh the entry moves to the new token's key, keeping its age.
+ * Backstage's CacheService is in memory by default, or Redis / memcache when
+ * the backend configures one, so that replicas share it.
+ */
+export class ProfileCache {
+  readonly #cache?: CacheService;
+  readonly #clientId: string;
+  readonly #ttlMs: number;
+
+  constructor(
+    cache: CacheService | undefined,
+    clientId: string,
+    ttlMs: number,
+  ) {
+    this.#cache = ttlMs > 0 ? cache : undefined;
+    this.#clientId = clientId;
+    this.#ttlMs = ttlMs;
+  }
+
+  #key(refreshToken: string): string {
+    const hash = createHash('sha256')
+      .update(`${this.#clientId}\n${refreshToken}`)
+      .digest('base64url');
+    return `bitbucket-profile:v1:${hash}`;
+  }
+
+  /** The profile cached for this session, if it is younger than the TTL. */
+  async get(refreshToken: string): Promise<Entry | undefined> {
+    if (!this.#cache) return undefined;
+    const entry = (await this.#cache
+      .get(this.#key(refreshToken))
+      .catch(() => undefined)) as Entry | undefined;
+    if (!entry || Date.now() - entry.fetchedAt >= this.#ttlMs) return undefined;
+    return entry;
+  }
+
+  /** Stores a profile for the session of `refreshToken`. */
+  async put(
+    refreshToken: string | undefined,
+    profile: BitbucketProfile,
+    fetchedAt = Date.now(),
+  ): Promise<void> {
+    if (!this.#cache || !refreshToken) return;
+    const ttl = this.#ttlMs - (Date.now() - fetchedAt);
+    if (ttl <= 0) return;
+    await this.#cache
+      .set(this.#key(refreshToken), { profile, fetchedAt } as any, { ttl })
+      .catch(() => undefined); // a cache outage costs REST calls, not sign-ins
+  }
+
+  /** Moves an entry to a rotated refresh token. */
+  async move(from: string, to: string | undefined, entry: Entry) {
+    if (!this.#cache || !to || to === from) return;
+    await this.put(to, entry.profile, entry.fetchedAt);
+    await this.#cache.delete(this.#key(from)).catch(() => undefined);
+  }
+}
