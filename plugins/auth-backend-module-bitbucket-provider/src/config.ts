@@ -184,6 +184,12 @@ function readTimeout(config: Config, path: string): number {
 const SLUG = /^[a-z0-9][a-z0-9_.-]*$/i;
 const ENTITY_NAMESPACE = /^[a-z0-9]+(?:-[a-z0-9]+)*$/i;
 
+const OWNERSHIP_EXPECTED: Record<string, string> = {
+  enabled: 'expected true or false',
+  namespace: "expected an entity namespace such as 'default'",
+  prefix: 'expected a string of letters, digits, -, _ or .',
+};
+
 function readWorkspaces(config: Config, path: string): WorkspaceSettings {
   let allowed: string[] | undefined;
   const rawAllowed = config.getOptional('allowedWorkspaces');
@@ -234,13 +240,7 @@ function readWorkspaces(config: Config, path: string): WorkspaceSettings {
     if (v === undefined) return fallback;
     if (!ok(v)) {
       throw new InputError(
-        `Invalid config value at '${ownPath}.${key}': ${
-          key === 'enabled'
-            ? 'expected true or false'
-            : key === 'namespace'
-            ? "expected an entity namespace such as 'default'"
-            : 'expected a string of letters, digits, -, _ or .'
-        }.`,
+        `Invalid config value at '${ownPath}.${key}': ${OWNERSHIP_EXPECTED[key]}.`,
       );
     }
     return v as T;
