@@ -111,17 +111,6 @@ export async function startPortal(
       `    port: ${backendPort}`,
       '  cors:',
       `    origin: ${url}`,
-      '  csp:',
-      "    img-src: [\"'self'\", 'data:', 'http://localhost:*']",
-      '    upgrade-insecure-requests: false',
-      'auth:',
-      '  providers:',
-      '    bitbucket:',
-      '      development:',
-      '        clientId: backstage-demo',
-      '        clientSecret: backstage-demo-secret',
-      `        baseUrl: ${emulatorUrl}`,
-      `        apiBaseUrl: ${emulatorUrl}/2.0`,
       '',
     ].join('\n'),
   );
@@ -133,7 +122,11 @@ export async function startPortal(
       cwd,
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NODE_ENV: 'development' },
+      env: {
+        ...process.env,
+        NODE_ENV: 'development',
+        BITBUCKET_EMULATOR_URL: emulatorUrl,
+      },
     });
     child.stdout!.pipe(log, { end: false });
     child.stderr!.pipe(log, { end: false });
@@ -159,8 +152,11 @@ export async function startPortal(
     [
       join(REPO_ROOT, '.yarn/releases/yarn-4.13.0.cjs'),
       'start',
+      // the quick start's own config files, then only the ports
       '--config',
       join(REPO_ROOT, 'app-config.yaml'),
+      '--config',
+      join(REPO_ROOT, 'app-config.emulator.yaml'),
       '--config',
       join(dir, 'app-config.e2e.yaml'),
     ],

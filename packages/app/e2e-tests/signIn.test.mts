@@ -74,6 +74,8 @@ describe('Sign in with Bitbucket', () => {
       'the avatar from links.avatar.href loaded',
     );
     await expect(page.getByText('Ownership Entities')).toBeVisible();
+    // workspaceOwnership (app-config.emulator.yaml): Jane is in the acme workspace
+    await expect(page.getByText('ACME Corp')).toBeVisible();
     await page.screenshot({ path: join(SHOTS, 'signed-in-settings.png') });
 
     const calls: { path: string; startedAt: number; endedAt: number }[] =
