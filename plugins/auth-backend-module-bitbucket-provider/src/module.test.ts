@@ -103,4 +103,40 @@ describe('authModuleBitbucketProvider', () => {
     );
     await expect(start).rejects.not.toThrow(/hunter2/);
   });
+
+  it('boots with an upstream-style config unchanged (migration)', async () => {
+    // the config of @backstage/plugin-auth-backend-module-bitbucket-provider
+    const { server } = await startBackend({
+      development: {
+        clientId: 'upstream-client-id',
+        clientSecret: 'upstream-client-secret',
+        callbackUrl: 'http://localhost:7007/api/auth/bitbucket/handler/frame',
+        additionalScopes: 'repository',
+        sessionDuration: { days: 7 },
+        signIn: {
+          resolvers: [
+            { resolver: 'usernameMatchingUserEntityAnnotation' },
+            {
+              resolver: 'userIdMatchingUserEntityAnnotation',
+              dangerouslyAllowSignInWithoutUserInCatalog: false,
+            },
+            { resolver: 'emailMatchingUserEntityProfileEmail' },
+            { resolver: 'emailLocalPartMatchingUserEntityName' },
+          ],
+        },
+      },
+    });
+    const res = await request(server).get(
+      '/api/auth/bitbucket/start?env=development',
+    );
+    expect(res.status).toBe(302);
+    const location = new URL(res.header.location);
+    expect(Object.fromEntries(location.searchParams)).toEqual({
+      response_type: 'code',
+      client_id: 'upstream-client-id',
+      redirect_uri: 'http://localhost:7007/api/auth/bitbucket/handler/frame',
+      scope: 'account email repository',
+      state: expect.any(String),
+    });
+  });
 });
