@@ -33,7 +33,9 @@ const children = [];
 
 const step = msg => console.log(`\n[install-test] ${msg}`);
 function run(cmd, args, opts = {}) {
-  console.log(`$ ${cmd} ${args.join(' ')}${opts.cwd ? `   (in ${opts.cwd})` : ''}`);
+  console.log(
+    `$ ${cmd} ${args.join(' ')}${opts.cwd ? `   (in ${opts.cwd})` : ''}`,
+  );
   execFileSync(cmd, args, { stdio: 'inherit', ...opts });
 }
 function fail(message) {
@@ -141,32 +143,46 @@ async function main() {
 
   step('create a new Backstage app from the same release');
   const app = join(work, 'app');
-  const release = JSON.parse(readFileSync(join(ROOT, 'backstage.json'), 'utf8'));
+  const release = JSON.parse(
+    readFileSync(join(ROOT, 'backstage.json'), 'utf8'),
+  );
   run(
     'npx',
     ['-y', '@backstage/create-app@0.9.2', '--path', app, '--skip-install'],
     { env: { ...process.env, BACKSTAGE_APP_NAME: 'install-test-app' } },
   );
-  const appRelease = JSON.parse(readFileSync(join(app, 'backstage.json'), 'utf8'));
+  const appRelease = JSON.parse(
+    readFileSync(join(app, 'backstage.json'), 'utf8'),
+  );
   if (appRelease.version !== release.version) {
-    fail(`create-app made release ${appRelease.version}, ours is ${release.version}`);
+    fail(
+      `create-app made release ${appRelease.version}, ours is ${release.version}`,
+    );
   }
   // This registry lacks some other-platform optional packages; the same
   // pins as ours (see ../shared/tools/fix-registry-gaps.js) let it resolve.
   const appPkg = JSON.parse(readFileSync(join(app, 'package.json'), 'utf8'));
   const ourPkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
   appPkg.resolutions = { ...ourPkg.resolutions, ...appPkg.resolutions };
-  writeFileSync(join(app, 'package.json'), `${JSON.stringify(appPkg, null, 2)}\n`);
+  writeFileSync(
+    join(app, 'package.json'),
+    `${JSON.stringify(appPkg, null, 2)}\n`,
+  );
   // our lockfile as a seed: same release, so resolution reuses it
   writeFileSync(join(app, 'yarn.lock'), readFileSync(join(ROOT, 'yarn.lock')));
 
   step('install the packages as the READMEs say, from the tarballs');
   const asTarball = (command, pkg, where) => {
     const expected = `yarn --cwd packages/${where} add ${pkg}`;
-    if (command !== expected) fail(`README command is "${command}", expected "${expected}"`);
-    run('yarn', ['--cwd', `packages/${where}`, 'add', `${pkg}@file:${tgz(pkg)}`], {
-      cwd: app,
-    });
+    if (command !== expected)
+      fail(`README command is "${command}", expected "${expected}"`);
+    run(
+      'yarn',
+      ['--cwd', `packages/${where}`, 'add', `${pkg}@file:${tgz(pkg)}`],
+      {
+        cwd: app,
+      },
+    );
   };
   asTarball(addCommand, BACKEND_PKG, 'backend');
   asTarball(frontendAdd, FRONTEND_PKG, 'app');
@@ -178,17 +194,23 @@ async function main() {
   if (!backendLines.includes(anchor) || !index.includes(anchor)) {
     fail(`the README's backend block and the new app must both have ${anchor}`);
   }
-  const ours = backendLines.slice(backendLines.indexOf(anchor) + anchor.length).trim();
+  const ours = backendLines
+    .slice(backendLines.indexOf(anchor) + anchor.length)
+    .trim();
   index = index.replace(anchor, `${anchor}\n${ours}`);
   writeFileSync(backendIndex, index);
 
   const appTsx = join(app, 'packages/app/src/App.tsx');
   let appCode = readFileSync(appTsx, 'utf8');
-  const importLine = frontendCode.split('\n').find(l => l.startsWith('import '));
-  if (!importLine?.includes('bitbucketSignInModule')) fail('frontend README import changed');
+  const importLine = frontendCode
+    .split('\n')
+    .find(l => l.startsWith('import '));
+  if (!importLine?.includes('bitbucketSignInModule'))
+    fail('frontend README import changed');
   appCode = `${importLine}\n${appCode}`.replace(
     /features: \[([^\]]*)\]/,
-    (_, list) => `features: [${list.trim().replace(/,$/, '')}, bitbucketSignInModule]`,
+    (_, list) =>
+      `features: [${list.trim().replace(/,$/, '')}, bitbucketSignInModule]`,
   );
   writeFileSync(appTsx, appCode);
 
@@ -198,10 +220,13 @@ async function main() {
   step('start the emulator and the new app backend, then sign in over HTTP');
   const [backendPort, emulatorPort] = [await freePort(), await freePort()];
   const uuid = catalogUser.match(/bitbucket\.org\/user-id: '(\{[^}]+\})'/)?.[1];
-  const accountId = catalogUser.match(/bitbucket\.org\/account-id: '([^']+)'/)?.[1];
+  const accountId = catalogUser.match(
+    /bitbucket\.org\/account-id: '([^']+)'/,
+  )?.[1];
   const email = catalogUser.match(/email: (\S+)/)?.[1];
   const name = catalogUser.match(/name: (\S+)/)?.[1];
-  if (!uuid || !accountId || !email || !name) fail('README example User changed shape');
+  if (!uuid || !accountId || !email || !name)
+    fail('README example User changed shape');
   writeFileSync(
     join(work, 'seed.yaml'),
     [
@@ -245,7 +270,10 @@ async function main() {
   );
   const emulator = startProcess(
     [
-      join(ROOT, 'packages/bitbucket-cloud-emulator/bin/bitbucket-cloud-emulator'),
+      join(
+        ROOT,
+        'packages/bitbucket-cloud-emulator/bin/bitbucket-cloud-emulator',
+      ),
       '--port',
       String(emulatorPort),
       '--seed',
@@ -275,14 +303,32 @@ async function main() {
     'backend.log',
   );
   try {
-    await waitFor(`http://127.0.0.1:${emulatorPort}/_emulator/health`, emulator, 'emulator', 20);
+    await waitFor(
+      `http://127.0.0.1:${emulatorPort}/_emulator/health`,
+      emulator,
+      'emulator',
+      20,
+    );
     await waitFor(
       `http://localhost:${backendPort}/.backstage/health/v1/readiness`,
       backend,
       'backend',
       180,
     );
-    await signIn(backendPort, emulatorPort, uuid, `user:default/${name}`);
+    // the catalog reads the User's file location shortly after start-up:
+    // until then the sign-in is refused with "no matching User"
+    const deadline = Date.now() + 90_000;
+    for (;;) {
+      try {
+        await signIn(backendPort, emulatorPort, uuid, `user:default/${name}`);
+        break;
+      } catch (error) {
+        if (!/no matching User/.test(error.message) || Date.now() > deadline) {
+          throw error;
+        }
+        await new Promise(r => setTimeout(r, 2000));
+      }
+    }
   } catch (error) {
     console.error(backend.dump().slice(-4000));
     throw error;
@@ -301,18 +347,27 @@ async function signIn(backendPort, emulatorPort, uuid, expectedRef) {
   const authorize = start.headers.get('location');
   const nonce = start.headers
     .getSetCookie()
-    .find(c => c.startsWith('bitbucket-nonce=') && !c.startsWith('bitbucket-nonce=;'))
+    .find(
+      c =>
+        c.startsWith('bitbucket-nonce=') && !c.startsWith('bitbucket-nonce=;'),
+    )
     ?.split(';')[0];
   if (start.status !== 302 || !authorize || !nonce) {
     fail(`/start answered ${start.status} without a redirect and nonce`);
   }
-  if (!authorize.startsWith(`http://localhost:${emulatorPort}/site/oauth2/authorize?`)) {
+  if (
+    !authorize.startsWith(
+      `http://localhost:${emulatorPort}/site/oauth2/authorize?`,
+    )
+  ) {
     fail(`/start redirected to ${authorize}`);
   }
   const consent = await fetch(authorize);
   const html = await consent.text();
   const form = {};
-  for (const m of html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"/g)) {
+  for (const m of html.matchAll(
+    /<input type="hidden" name="([^"]+)" value="([^"]*)"/g,
+  )) {
     form[m[1]] = m[2]
       .replace(/&quot;/g, '"')
       .replace(/&#39;/g, "'")
@@ -320,7 +375,8 @@ async function signIn(backendPort, emulatorPort, uuid, expectedRef) {
       .replace(/&gt;/g, '>')
       .replace(/&amp;/g, '&');
   }
-  const action = html.match(/<form[^>]*action="([^"]+)"/)?.[1] ?? '/site/oauth2/authorize';
+  const action =
+    html.match(/<form[^>]*action="([^"]+)"/)?.[1] ?? '/site/oauth2/authorize';
   const granted = await fetch(new URL(action, authorize), {
     method: 'POST',
     redirect: 'manual',
@@ -329,7 +385,11 @@ async function signIn(backendPort, emulatorPort, uuid, expectedRef) {
   });
   const callback = granted.headers.get('location');
   if (!callback?.startsWith(`${base}/handler/frame?`)) {
-    fail(`consent answered ${granted.status} → ${callback}: ${(await granted.text()).slice(0, 300)}`);
+    fail(
+      `consent answered ${granted.status} → ${callback}: ${(
+        await granted.text()
+      ).slice(0, 300)}`,
+    );
   }
   const frame = await fetch(callback, { headers: { Cookie: nonce } });
   const text = await frame.text();
@@ -337,7 +397,11 @@ async function signIn(backendPort, emulatorPort, uuid, expectedRef) {
   const message = data && JSON.parse(decodeURIComponent(data));
   const ref = message?.response?.backstageIdentity?.identity?.userEntityRef;
   if (ref !== expectedRef) {
-    fail(`sign-in gave ${JSON.stringify(message?.error ?? message)}, expected ${expectedRef}`);
+    fail(
+      `sign-in gave ${JSON.stringify(
+        message?.error ?? message,
+      )}, expected ${expectedRef}`,
+    );
   }
   console.log(`[install-test] signed in as ${ref} on the new app: OK`);
 }

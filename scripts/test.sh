@@ -42,10 +42,20 @@ set -e
 e2e_pass="$(sed -n 's/^# pass //p' "$e2e_tap" | tail -1)"
 e2e_fail="$(sed -n 's/^# fail //p' "$e2e_tap" | tail -1)"
 
+step "install test: pack both packages, install them into a new Backstage app as the READMEs say, sign in"
+set +e
+node scripts/install-test.mjs | tee "$REPO_ROOT/node_modules/.cache/install-test.log"
+install_rc=${PIPESTATUS[0]}
+set -e
+install_pass=$((install_rc == 0 ? 1 : 0))
+install_fail=$((install_rc == 0 ? 0 : 1))
+
 read -r jest_pass jest_fail <<<"$jest_summary"
 echo
 echo "jest: $jest_pass passed, $jest_fail failed"
 echo "e2e: ${e2e_pass:-0} passed, ${e2e_fail:-0} failed"
+echo "install: $install_pass passed, $install_fail failed"
 # One closing line that CI can read.
-echo "tests: $((jest_pass + ${e2e_pass:-0})) passed, $((jest_fail + ${e2e_fail:-0})) failed"
+echo "tests: $((jest_pass + ${e2e_pass:-0} + install_pass)) passed, $((jest_fail + ${e2e_fail:-0} + install_fail)) failed"
 [ "$e2e_rc" = 0 ] || die "end-to-end tests failed (screenshots in packages/app/e2e-test-results/)"
+[ "$install_rc" = 0 ] || die "the install test failed (see its output above)"
