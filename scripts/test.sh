@@ -31,6 +31,14 @@ jest_summary="$(node -e '
   console.log(r.numPassedTests + " " + r.numFailedTests);
 ' "$results")"
 
+step "hardening: soak (10,000 sign-ins) and replicas (PostgreSQL + Redis)"
+set +e
+./scripts/test-hardening.sh
+hardening_rc=$?
+set -e
+hardening_pass=$((hardening_rc == 0 ? 1 : 0))
+hardening_fail=$((hardening_rc == 0 ? 0 : 1))
+
 step "end-to-end: real Chromium against the portal and the emulator (yarn test:e2e)"
 ensure_chromium
 yarn workspace app build
@@ -55,7 +63,9 @@ echo
 echo "jest: $jest_pass passed, $jest_fail failed"
 echo "e2e: ${e2e_pass:-0} passed, ${e2e_fail:-0} failed"
 echo "install: $install_pass passed, $install_fail failed"
+echo "hardening stage: $hardening_pass passed, $hardening_fail failed"
 # One closing line that CI can read.
-echo "tests: $((jest_pass + ${e2e_pass:-0} + install_pass)) passed, $((jest_fail + ${e2e_fail:-0} + install_fail)) failed"
+echo "tests: $((jest_pass + ${e2e_pass:-0} + install_pass + hardening_pass)) passed, $((jest_fail + ${e2e_fail:-0} + install_fail + hardening_fail)) failed"
 [ "$e2e_rc" = 0 ] || die "end-to-end tests failed (screenshots in packages/app/e2e-test-results/)"
 [ "$install_rc" = 0 ] || die "the install test failed (see its output above)"
+[ "$hardening_rc" = 0 ] || die "the hardening stage failed (see its output above)"

@@ -112,7 +112,14 @@ function runStart(
     const run = Object.create(strategy);
     run.redirect = (url: string, status?: number) => resolve({ url, status });
     run.error = (error: Error) => reject(error);
-    run.authenticate(req, options);
+    // passport-oauth2 takes any request with ?code= or ?error= for the
+    // callback: on /start it would redeem the code, or fail with an HTTP 500.
+    // The start step reads neither.
+    const startReq = Object.create(req, {
+      query: { value: {} },
+      body: { value: undefined },
+    });
+    run.authenticate(startReq, options);
   });
 }
 

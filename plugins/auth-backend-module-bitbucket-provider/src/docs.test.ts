@@ -27,7 +27,10 @@ function errorMessagePrefixes(): { file: string; prefix: string }[] {
       ) {
         const arg = node.arguments[0];
         let text: string | undefined;
-        if (ts.isStringLiteral(arg) || ts.isNoSubstitutionTemplateLiteral(arg)) {
+        if (
+          ts.isStringLiteral(arg) ||
+          ts.isNoSubstitutionTemplateLiteral(arg)
+        ) {
           text = arg.text;
         } else if (ts.isTemplateExpression(arg)) {
           text = arg.head.text || arg.templateSpans[0].literal.text;

@@ -142,8 +142,12 @@ export function restError(
 
 /** Error for a 2xx answer whose body is not JSON. */
 export function invalidJsonError(endpoint: string): Error {
+  // the token endpoint lives under baseUrl, the REST API under apiBaseUrl
+  const setting = endpoint.includes('/site/oauth2/')
+    ? 'baseUrl points at Bitbucket (https://bitbucket.org)'
+    : 'apiBaseUrl points at the Bitbucket REST API (…/2.0)';
   return new ServiceUnavailableError(
-    `Bitbucket answered ${endpoint} with a body that is not valid JSON. Try again later; if it persists, check that apiBaseUrl points at the Bitbucket REST API (…/2.0).`,
+    `Bitbucket answered ${endpoint} with a body that is not valid JSON. Try again later; if it persists, check that ${setting}.`,
   );
 }
 

@@ -15,12 +15,18 @@ interface Entry {
  * never the token itself. Bitbucket rotates refresh tokens, so on each
  * refresh the entry moves to the new token's key, keeping its age.
  * Backstage's CacheService is in memory by default, or Redis / memcache when
- * the backend configures one, so that replicas share it.
+ * the backend configures one, so that replicas share it. The memory store
+ * drops an expired entry only when it is read, and the entry of a session
+ * that never refreshes is never read again: this process deletes the
+ * entries it wrote once they expired, so that memory stays bounded.
  */
 export class ProfileCache {
   readonly #cache?: CacheService;
   readonly #clientId: string;
   readonly #ttlMs: number;
+  /** The keys this process wrote, with when they expire. */
+  readonly #written = new Map<string, number>();
+  #sweeper?: ReturnType<typeof setInterval>;
 
   constructor(
     cache: CacheService | undefined,
@@ -58,15 +64,44 @@ export class ProfileCache {
     if (!this.#cache || !refreshToken) return;
     const ttl = this.#ttlMs - (Date.now() - fetchedAt);
     if (ttl <= 0) return;
+    const key = this.#key(refreshToken);
     await this.#cache
-      .set(this.#key(refreshToken), { profile, fetchedAt } as any, { ttl })
+      .set(key, { profile, fetchedAt } as any, { ttl })
       .catch(() => undefined); // a cache outage costs REST calls, not sign-ins
+    this.#track(key, Date.now() + ttl);
   }
 
   /** Moves an entry to a rotated refresh token. */
   async move(from: string, to: string | undefined, entry: Entry) {
     if (!this.#cache || !to || to === from) return;
     await this.put(to, entry.profile, entry.fetchedAt);
-    await this.#cache.delete(this.#key(from)).catch(() => undefined);
+    await this.#delete(this.#key(from));
+  }
+
+  #track(key: string, expiresAt: number) {
+    this.#written.set(key, expiresAt);
+    if (!this.#sweeper) {
+      this.#sweeper = setInterval(
+        () => this.#sweep(),
+        Math.min(this.#ttlMs, 60_000),
+      );
+      this.#sweeper.unref?.();
+    }
+  }
+
+  #sweep() {
+    const now = Date.now();
+    for (const [key, expiresAt] of this.#written) {
+      if (expiresAt <= now) void this.#delete(key);
+    }
+    if (this.#written.size === 0 && this.#sweeper) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
+    }
+  }
+
+  async #delete(key: string) {
+    this.#written.delete(key);
+    await this.#cache?.delete(key).catch(() => undefined);
   }
 }

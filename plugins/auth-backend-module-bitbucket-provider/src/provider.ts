@@ -10,6 +10,7 @@ import { CacheService } from '@backstage/backend-plugin-api';
 import { createBitbucketAuthenticator } from './authenticator';
 import { readBitbucketProviderSettings } from './config';
 import { bitbucketSignInResolvers } from './resolvers';
+import { guardRouteHandlers } from './routeGuards';
 import { readBitbucketSignInResolver } from './signIn';
 
 /** Every resolver name accepted in `signIn.resolvers`. */
@@ -76,6 +77,9 @@ export function createBitbucketProviderFactory(
         }),
       );
     }
-    return new OAuthEnvironmentHandler(handlers);
+    return guardRouteHandlers(
+      new OAuthEnvironmentHandler(handlers),
+      ctx.isOriginAllowed,
+    );
   };
 }

@@ -47,16 +47,38 @@ export function toEntityName(raw: string): string {
   return name.toLowerCase();
 }
 
+/**
+ * Issues the identity of a matched User. A User annotated with a Bitbucket
+ * user id belongs to that account only: whatever else matched (a username,
+ * which Bitbucket hands to anyone once it is free, an email, an entity
+ * name), another account never signs in as it.
+ */
 async function issueForEntity(
   entity: Entity,
+  info: Info,
   ctx: AuthResolverContext,
 ): Promise<BackstageSignInResult> {
+  const boundTo = entity.metadata.annotations?.[USER_ID_ANNOTATION];
+  if (
+    boundTo !== undefined &&
+    normalizeUuid(boundTo) !== normalizeUuid(info.result.fullProfile.uuid)
+  ) {
+    // the entity is not named: the message reaches the user who signs in
+    throw new NotFoundError(
+      `the matching User belongs to another Bitbucket account (its annotation ${USER_ID_ANNOTATION} names another account)`,
+    );
+  }
   const { ownershipEntityRefs } = await ctx.resolveOwnershipEntityRefs(entity);
   return ctx.issueToken({
     claims: { sub: stringifyEntityRef(entity), ent: ownershipEntityRefs },
   });
 }
 
+/**
+ * The `dangerouslyAllowSignInWithoutUserInCatalog` identity: a User ref
+ * made from `name`, never the ref of an existing catalog User, which this
+ * account did not match.
+ */
 async function issueWithoutCatalog(
   name: string,
   ctx: AuthResolverContext,
@@ -66,6 +88,18 @@ async function issueWithoutCatalog(
     namespace: 'default',
     name: toEntityName(name),
   });
+  const exists = await ctx.findCatalogUser({ entityRef: ref }).then(
+    () => true,
+    error => {
+      if ((error as Error)?.name === 'NotFoundError') return false;
+      throw error;
+    },
+  );
+  if (exists) {
+    throw new NotFoundError(
+      `dangerouslyAllowSignInWithoutUserInCatalog would sign in as an existing catalog User that did not match this account (${ref})`,
+    );
+  }
   return ctx.issueToken({ claims: { sub: ref, ent: [ref] } });
 }
 
@@ -153,7 +187,7 @@ export namespace bitbucketSignInResolvers {
             found => normalizeUuid(found) === id,
             `the annotation ${USER_ID_ANNOTATION}: '${uuid}'`,
           );
-          if (entity) return issueForEntity(entity, ctx);
+          if (entity) return issueForEntity(entity, info, ctx);
           if (options.dangerouslyAllowSignInWithoutUserInCatalog) {
             return issueWithoutCatalog(id, ctx);
           }
@@ -189,7 +223,7 @@ export namespace bitbucketSignInResolvers {
             found => found === username,
             `the annotation ${USERNAME_ANNOTATION}: '${username}'`,
           );
-          if (entity) return issueForEntity(entity, ctx);
+          if (entity) return issueForEntity(entity, info, ctx);
           if (options.dangerouslyAllowSignInWithoutUserInCatalog) {
             return issueWithoutCatalog(username, ctx);
           }
@@ -215,7 +249,7 @@ export namespace bitbucketSignInResolvers {
             found => found === accountId,
             `the annotation ${ACCOUNT_ID_ANNOTATION}: '${accountId}'`,
           );
-          if (entity) return issueForEntity(entity, ctx);
+          if (entity) return issueForEntity(entity, info, ctx);
           if (options.dangerouslyAllowSignInWithoutUserInCatalog) {
             return issueWithoutCatalog(accountId, ctx);
           }
@@ -245,7 +279,7 @@ export namespace bitbucketSignInResolvers {
             found => found.toLowerCase() === email.toLowerCase(),
             `spec.profile.email '${email}'`,
           );
-          if (entity) return issueForEntity(entity, ctx);
+          if (entity) return issueForEntity(entity, info, ctx);
           if (options.dangerouslyAllowSignInWithoutUserInCatalog) {
             return issueWithoutCatalog(email, ctx);
           }
@@ -266,14 +300,16 @@ export namespace bitbucketSignInResolvers {
           const email = requireEmail(info);
           checkDomain(email, options.allowedDomains);
           const localPart = email.slice(0, email.lastIndexOf('@'));
-          try {
-            const { entity } = await ctx.findCatalogUser({
-              entityRef: { kind: 'User', name: localPart },
-            });
-            return await issueForEntity(entity, ctx);
-          } catch (error) {
-            if ((error as Error)?.name !== 'NotFoundError') throw error;
-          }
+          const entity = await ctx
+            .findCatalogUser({ entityRef: { kind: 'User', name: localPart } })
+            .then(
+              found => found.entity,
+              error => {
+                if ((error as Error)?.name !== 'NotFoundError') throw error;
+                return undefined;
+              },
+            );
+          if (entity) return issueForEntity(entity, info, ctx);
           if (options.dangerouslyAllowSignInWithoutUserInCatalog) {
             return issueWithoutCatalog(localPart, ctx);
           }

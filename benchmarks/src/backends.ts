@@ -1,0 +1,199 @@
+import { ChildProcess, fork } from 'node:child_process';
+import { createWriteStream, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { BitbucketCloudEmulator } from '@internal/bitbucket-cloud-emulator';
+import { APP_ORIGIN } from './driver';
+import {
+  BackendKind,
+  BackendSpec,
+  ChildMessage,
+  ProcessSample,
+} from './protocol';
+import { CLIENT_ID, CLIENT_SECRET, WORKSPACE } from './users';
+
+/** Environments of ours: the default profile cache (15 min), and none. */
+export const ENV_CACHED = 'development';
+export const ENV_UNCACHED = 'nocache';
+
+const STARTUP_TIMEOUT_MS = 180_000;
+
+/** A backend process started by the harness. */
+export interface RunningBackend {
+  kind: BackendKind;
+  url: string;
+  pid: number;
+  startupMs: number;
+  /** CPU time and memory now; with `gc`, after a full garbage collection. */
+  sample(options?: { gc?: boolean }): Promise<ProcessSample>;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** The app-config of one backend; ours gets a second, uncached environment. */
+export function backendConfig(
+  kind: BackendKind,
+  port: number,
+  emulator: BitbucketCloudEmulator,
+): object {
+  const signIn = {
+    resolvers: [{ resolver: 'userIdMatchingUserEntityAnnotation' }],
+  };
+  let bitbucket: object;
+  if (kind === 'upstream') {
+    // as documented upstream; its URLs cannot be configured
+    bitbucket = {
+      [ENV_CACHED]: {
+        clientId: CLIENT_ID,
+        clientSecret: CLIENT_SECRET,
+        signIn,
+      },
+    };
+  } else {
+    const ours = {
+      clientId: CLIENT_ID,
+      clientSecret: CLIENT_SECRET,
+      baseUrl: emulator.url,
+      apiBaseUrl: emulator.apiBaseUrl,
+      // makes every sign-in fetch /2.0/user/workspaces as well
+      allowedWorkspaces: [WORKSPACE],
+      signIn,
+    };
+    bitbucket = {
+      [ENV_CACHED]: ours,
+      [ENV_UNCACHED]: { ...ours, profileCacheTtl: 0 },
+    };
+  }
+  return {
+    app: { baseUrl: APP_ORIGIN },
+    backend: {
+      baseUrl: `http://127.0.0.1:${port}`,
+      listen: { host: '127.0.0.1', port },
+      database: { client: 'better-sqlite3', connection: ':memory:' },
+    },
+    auth: { environment: ENV_CACHED, providers: { bitbucket } },
+  };
+}
+
+/**
+ * Starts one backend in its own Node process (with the TypeScript transform
+ * of @backstage/cli, for our module's sources), and waits until it listens.
+ * Its output goes to `<workDir>/<kind>.log`.
+ */
+export async function startBackend(options: {
+  kind: BackendKind;
+  emulator: BitbucketCloudEmulator;
+  workDir: string;
+  entitiesFile: string;
+}): Promise<RunningBackend> {
+  const { kind, emulator, workDir, entitiesFile } = options;
+  const port = await freePort();
+  const configFile = join(workDir, `${kind}.app-config.json`);
+  writeFileSync(
+    configFile,
+    JSON.stringify(backendConfig(kind, port, emulator), null, 2),
+  );
+  const spec: BackendSpec = {
+    kind,
+    configFile,
+    emulator: { host: '127.0.0.1', port: emulator.port },
+    entitiesFile,
+  };
+  const log = createWriteStream(join(workDir, `${kind}.log`));
+  const child: ChildProcess = fork(
+    require.resolve('./backendProcess.ts'),
+    [JSON.stringify(spec)],
+    {
+      execArgv: [
+        '--expose-gc',
+        '--require',
+        require.resolve('@backstage/cli/config/nodeTransform.cjs'),
+      ],
+      env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    },
+  );
+  child.stdout?.pipe(log);
+  child.stderr?.pipe(log);
+
+  let exited = false;
+  const exit = new Promise<void>(resolve =>
+    child.once('exit', () => {
+      exited = true;
+      resolve();
+    }),
+  );
+  const pendingSamples = new Map<number, (s: ProcessSample) => void>();
+  let nextId = 0;
+
+  const startupMs = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(
+        new Error(
+          `the ${kind} backend did not start within ${
+            STARTUP_TIMEOUT_MS / 1000
+          } s; see ${workDir}/${kind}.log`,
+        ),
+      );
+    }, STARTUP_TIMEOUT_MS);
+    child.on('message', (message: ChildMessage) => {
+      if (message.type === 'ready') {
+        clearTimeout(timer);
+        resolve(message.startupMs);
+      } else if (message.type === 'error') {
+        clearTimeout(timer);
+        reject(
+          new Error(`the ${kind} backend failed to start: ${message.message}`),
+        );
+      } else if (message.type === 'sample') {
+        pendingSamples.get(message.id)?.(message.sample);
+        pendingSamples.delete(message.id);
+      }
+    });
+    child.once('exit', code => {
+      clearTimeout(timer);
+      reject(
+        new Error(
+          `the ${kind} backend exited with code ${code} while starting; see ${workDir}/${kind}.log`,
+        ),
+      );
+    });
+  });
+
+  return {
+    kind,
+    url: `http://127.0.0.1:${port}`,
+    pid: child.pid ?? 0,
+    startupMs,
+    sample(sampleOptions = {}) {
+      const id = nextId++;
+      return new Promise<ProcessSample>((resolve, reject) => {
+        if (exited) {
+          reject(new Error(`the ${kind} backend has exited`));
+          return;
+        }
+        pendingSamples.set(id, resolve);
+        child.send({ type: 'sample', id, gc: sampleOptions.gc });
+      });
+    },
+    async stop() {
+      if (exited) return;
+      child.send({ type: 'stop' });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exit;
+      clearTimeout(timer);
+    },
+  };
+}

@@ -1,0 +1,151 @@
+import { writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import {
+  BenchOptions,
+  DEFAULT_OPTIONS,
+  runBenchmark,
+  SMOKE_OPTIONS,
+} from './bench';
+import { BACKEND_KINDS, BackendKind } from './protocol';
+import { renderReport } from './report';
+
+const USAGE = `Usage: yarn bench [options]
+
+Runs the Bitbucket Cloud emulator and three backends (upstream, ours, ours with
+sequential profile fetching) side by side, prints a Markdown report and writes
+results/latest.json and results/latest.md in the benchmarks folder.
+
+  --latencies <ms,…>          injected latency per Bitbucket call (default 0,50,100)
+  --sign-ins <n>              sign-ins one at a time per backend and latency (default 200)
+  --refreshes <n>             refreshes per series (default 60; the sequential variant half)
+  --concurrency <n,…>         throughput levels (default 1,8,32)
+  --window <ms>               measured window of each throughput cell (default 3000)
+  --rounds <n>                rounds in which the backends take turns (default 4)
+  --warmup <n>                unmeasured sign-ins per backend at the start (default 200)
+  --backends <kind,…>         any of upstream,ours,ours-sequential (default all)
+  --users <n>                 distinct seeded users (default 200)
+  --out <file>                JSON output (default results/latest.json)
+  --smoke                     a few iterations of everything (for the smoke test)
+  --help
+`;
+
+function numbers(value: string, flag: string): number[] {
+  const list = value.split(',').map(v => Number(v.trim()));
+  if (!list.length || list.some(n => !Number.isFinite(n) || n < 0)) {
+    throw new Error(
+      `${flag} expects numbers >= 0 separated by commas, got '${value}'`,
+    );
+  }
+  return list;
+}
+
+function positive(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new Error(`${flag} expects a whole number >= 1, got '${value}'`);
+  }
+  return n;
+}
+
+/** Parses the command line; throws with the flag at fault. */
+export function parseArgs(
+  argv: string[],
+  packageDir: string,
+): Omit<BenchOptions, 'log'> | 'help' {
+  const args = [...argv];
+  const smoke = args.includes('--smoke');
+  const options: Omit<BenchOptions, 'log'> = {
+    ...(smoke ? SMOKE_OPTIONS : DEFAULT_OPTIONS),
+    outFile: join(packageDir, 'results', smoke ? 'smoke.json' : 'latest.json'),
+  };
+  while (args.length) {
+    const arg = args.shift()!;
+    const [flag, inline] = arg.split(/=(.*)/s, 2);
+    const value = () => {
+      const v = inline ?? args.shift();
+      if (v === undefined) throw new Error(`${flag} needs a value`);
+      return v;
+    };
+    switch (flag) {
+      case '--help':
+      case '-h':
+        return 'help';
+      case '--smoke':
+        break;
+      case '--latencies':
+        options.latencies = numbers(value(), flag);
+        break;
+      case '--sign-ins':
+        options.signIns = positive(value(), flag);
+        break;
+      case '--refreshes':
+        options.refreshes = positive(value(), flag);
+        break;
+      case '--concurrency':
+        options.concurrency = numbers(value(), flag).map(n =>
+          positive(String(n), flag),
+        );
+        break;
+      case '--window':
+        options.throughput = {
+          ...options.throughput,
+          windowMs: positive(value(), flag),
+        };
+        break;
+      case '--rounds':
+        options.rounds = positive(value(), flag);
+        break;
+      case '--warmup':
+        options.warmup = {
+          ...options.warmup,
+          start: positive(value(), flag),
+        };
+        break;
+      case '--users':
+        options.users = positive(value(), flag);
+        break;
+      case '--backends': {
+        const kinds = value().split(',') as BackendKind[];
+        const bad = kinds.find(k => !BACKEND_KINDS.includes(k));
+        if (bad) {
+          throw new Error(
+            `--backends: unknown backend '${bad}'; use ${BACKEND_KINDS.join(
+              ', ',
+            )}`,
+          );
+        }
+        options.backends = BACKEND_KINDS.filter(k => kinds.includes(k));
+        break;
+      }
+      case '--out':
+        options.outFile = resolve(value());
+        break;
+      default:
+        throw new Error(`unknown option '${arg}'\n\n${USAGE}`);
+    }
+  }
+  return options;
+}
+
+/**
+ * `yarn bench`: runs the benchmark, prints the report, writes JSON and
+ * Markdown. `packageDir` is the benchmarks folder (results/ goes there).
+ */
+export async function main(argv: string[], packageDir: string): Promise<void> {
+  const parsed = parseArgs(argv, packageDir);
+  if (parsed === 'help') {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const result = await runBenchmark({
+    ...parsed,
+    log: line => process.stderr.write(`[bench] ${line}\n`),
+  });
+  const report = renderReport(result);
+  const markdownFile = `${parsed.outFile.replace(/\.json$/, '')}.md`;
+  writeFileSync(markdownFile, report);
+  process.stdout.write(`\n${report}\n`);
+  process.stderr.write(
+    `[bench] wrote ${parsed.outFile} and ${markdownFile} in ${result.durationSeconds} s\n`,
+  );
+}

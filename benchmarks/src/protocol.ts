@@ -1,0 +1,46 @@
+/** The three backends the benchmark compares. */
+export type BackendKind = 'upstream' | 'ours' | 'ours-sequential';
+
+export const BACKEND_KINDS: BackendKind[] = [
+  'upstream',
+  'ours',
+  'ours-sequential',
+];
+
+export const BACKEND_LABELS: Record<BackendKind, string> = {
+  upstream: '@backstage/…-bitbucket-provider 0.3.19',
+  ours: 'ours',
+  'ours-sequential': 'ours, sequential fetch',
+};
+
+/** What the harness tells a backend process to run, as JSON in argv[2]. */
+export interface BackendSpec {
+  kind: BackendKind;
+  /** The backend's app-config, written to a file the process reads. */
+  configFile: string;
+  /** Where bitbucket.org and api.bitbucket.org go (upstream only). */
+  emulator: { host: string; port: number };
+  /** Catalog users, served by an in-memory catalog. */
+  entitiesFile: string;
+}
+
+/** Resource usage of a backend process, sampled on request. */
+export interface ProcessSample {
+  /** process.cpuUsage(): user and system CPU, microseconds since start. */
+  cpuUserMicros: number;
+  cpuSystemMicros: number;
+  /** Resident set size now, bytes. */
+  rssBytes: number;
+  /** Peak resident set size (VmHWM), bytes. */
+  peakRssBytes: number;
+  heapUsedBytes: number;
+}
+
+export type ParentMessage =
+  /** `gc`: collect garbage first (the process runs with --expose-gc), for a steady RSS. */
+  { type: 'sample'; id: number; gc?: boolean } | { type: 'stop' };
+
+export type ChildMessage =
+  | { type: 'ready'; startupMs: number }
+  | { type: 'sample'; id: number; sample: ProcessSample }
+  | { type: 'error'; message: string };
