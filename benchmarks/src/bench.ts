@@ -39,8 +39,12 @@ export interface BenchOptions {
   refreshes: number;
   /** Concurrency levels (1 is the sign-in series). */
   concurrency: number[];
-  /** Throughput cells above concurrency 1: unmeasured ramp-up, then the measured window, ms. */
-  throughput: { rampMs: number; windowMs: number };
+  /**
+   * Throughput above concurrency 1: a measured window of `windowMs` in all,
+   * split over `rounds` in which the backends take turns, each after an
+   * unmeasured ramp-up of `rampMs`.
+   */
+  throughput: { rampMs: number; windowMs: number; rounds: number };
   /** Unmeasured sign-ins per backend before anything is measured (no latency), and before each latency. */
   warmup: { start: number; perLatency: number };
   /** The series run in this many rounds, the backends taking turns, so that a disturbance hits them alike. */
@@ -58,9 +62,9 @@ export type BenchSettings = Omit<BenchOptions, 'outFile' | 'log'>;
 export const DEFAULT_OPTIONS: BenchSettings = {
   latencies: [0, 50, 100],
   signIns: 200,
-  refreshes: 60,
+  refreshes: 50,
   concurrency: [1, 8, 32],
-  throughput: { rampMs: 750, windowMs: 3000 },
+  throughput: { rampMs: 500, windowMs: 3000, rounds: 3 },
   warmup: { start: 200, perLatency: 4 },
   rounds: 4,
   backends: ['upstream', 'ours', 'ours-sequential'],
@@ -73,7 +77,7 @@ export const SMOKE_OPTIONS: BenchSettings = {
   signIns: 3,
   refreshes: 2,
   concurrency: [1, 2],
-  throughput: { rampMs: 200, windowMs: 800 },
+  throughput: { rampMs: 200, windowMs: 800, rounds: 1 },
   warmup: { start: 1, perLatency: 1 },
   rounds: 1,
   backends: ['upstream', 'ours', 'ours-sequential'],
@@ -368,12 +372,22 @@ function checkErrors(what: string, errors: Error[], count: number) {
   }
 }
 
+/** What one throughput window measured. */
+interface ThroughputWindow {
+  /** /handler/frame latency of the sign-ins completed in the window. */
+  ms: number[];
+  seconds: number;
+  backendCpuMs: number;
+  harnessCpuMs: number;
+  errors: number;
+}
+
 /**
  * N browsers each run whole sign-ins in a loop; the ones that complete in
- * the window after the ramp-up are counted, with the backend's CPU time in
- * the window.
+ * the window after the ramp-up are counted, with the backend's and the
+ * harness's CPU time in the window.
  */
-async function throughputCell(options: {
+async function throughputWindow(options: {
   backend: RunningBackend;
   emulator: BitbucketCloudEmulator;
   concurrency: number;
@@ -381,7 +395,7 @@ async function throughputCell(options: {
   windowMs: number;
   nextUser: () => string;
   what: string;
-}): Promise<ThroughputResult> {
+}): Promise<ThroughputWindow> {
   const { backend, emulator, concurrency, rampMs, windowMs, nextUser } =
     options;
   const started = performance.now();
@@ -389,19 +403,17 @@ async function throughputCell(options: {
   const windowEnd = windowStart + windowMs;
   const done: { end: number; ms: number }[] = [];
   const errors: Error[] = [];
-  let backendCpu = 0;
-  let harnessCpu = 0;
+  let backendCpuMs = 0;
+  let harnessCpuMs = 0;
 
   const sampler = (async () => {
     await sleep(windowStart - performance.now());
     const s0 = await backend.sample();
     const h0 = process.cpuUsage();
-    const t0 = performance.now();
     await sleep(windowEnd - performance.now());
-    const s1 = await backend.sample();
     const h1 = process.cpuUsage(h0);
-    backendCpu = cpuMs(s0, s1);
-    harnessCpu = (h1.user + h1.system) / 1000 / (performance.now() - t0);
+    backendCpuMs = cpuMs(s0, await backend.sample());
+    harnessCpuMs = (h1.user + h1.system) / 1000;
   })();
   const lanes = Array.from({ length: concurrency }, async () => {
     const browser = new Browser(backend.url, emulator);
@@ -420,17 +432,37 @@ async function throughputCell(options: {
   });
   await Promise.all([sampler, ...lanes]);
   checkErrors(options.what, errors, done.length + errors.length);
-  const inWindow = done.filter(d => d.end >= windowStart && d.end < windowEnd);
-  const seconds = windowMs / 1000;
+  return {
+    ms: done
+      .filter(d => d.end >= windowStart && d.end < windowEnd)
+      .map(d => d.ms),
+    seconds: windowMs / 1000,
+    backendCpuMs,
+    harnessCpuMs,
+    errors: errors.length,
+  };
+}
+
+/** The windows of one backend at one concurrency, together. */
+function throughputResult(
+  concurrency: number,
+  windows: ThroughputWindow[],
+): ThroughputResult {
+  const ms = windows.flatMap(w => w.ms);
+  const seconds = windows.reduce((a, w) => a + w.seconds, 0);
+  const sum = (f: (w: ThroughputWindow) => number) =>
+    windows.reduce((a, w) => a + f(w), 0);
   return {
     concurrency,
-    signIns: inWindow.length,
-    seconds,
-    signInsPerSecond: round2(inWindow.length / seconds),
-    cpuMsPerSignIn: round2(backendCpu / (inWindow.length || 1)),
-    p50: latencyStats(inWindow.map(d => d.ms)).p50,
-    harnessCpuPercent: Math.round(harnessCpu * 100),
-    errors: errors.length,
+    signIns: ms.length,
+    seconds: round2(seconds),
+    signInsPerSecond: round2(ms.length / seconds),
+    cpuMsPerSignIn: round2(sum(w => w.backendCpuMs) / (ms.length || 1)),
+    p50: latencyStats(ms).p50,
+    harnessCpuPercent: Math.round(
+      (sum(w => w.harnessCpuMs) / (seconds * 1000)) * 100,
+    ),
+    errors: sum(w => w.errors),
   };
 }
 
@@ -585,11 +617,10 @@ export async function runBenchmark(
           backends.map(b => [b.kind, []]),
         );
         for (const concurrency of options.concurrency) {
-          for (const backend of backends) {
-            const list = throughput.get(backend.kind)!;
-            if (concurrency === 1) {
+          if (concurrency === 1) {
+            for (const backend of backends) {
               const series = signIns.get(backend.kind)!.result();
-              list.push({
+              throughput.get(backend.kind)!.push({
                 concurrency,
                 signIns: series.latency.samples,
                 seconds: series.seconds,
@@ -600,18 +631,32 @@ export async function runBenchmark(
                 p50: series.latency.p50,
                 errors: series.errors,
               });
-              continue;
             }
-            list.push(
-              await throughputCell({
-                backend,
-                emulator,
-                concurrency,
-                ...options.throughput,
-                nextUser,
-                what: `${tag(backend.kind)} at concurrency ${concurrency}`,
-              }),
-            );
+            continue;
+          }
+          const windows = new Map<BackendKind, ThroughputWindow[]>(
+            backends.map(b => [b.kind, []]),
+          );
+          const { rampMs, windowMs, rounds } = options.throughput;
+          for (let round = 0; round < rounds; round++) {
+            for (const backend of backends) {
+              windows.get(backend.kind)!.push(
+                await throughputWindow({
+                  backend,
+                  emulator,
+                  concurrency,
+                  rampMs,
+                  windowMs: windowMs / rounds,
+                  nextUser,
+                  what: `${tag(backend.kind)} at concurrency ${concurrency}`,
+                }),
+              );
+            }
+          }
+          for (const backend of backends) {
+            throughput
+              .get(backend.kind)!
+              .push(throughputResult(concurrency, windows.get(backend.kind)!));
           }
         }
 

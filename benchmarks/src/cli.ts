@@ -17,9 +17,9 @@ results/latest.json and results/latest.md in the benchmarks folder.
 
   --latencies <ms,…>          injected latency per Bitbucket call (default 0,50,100)
   --sign-ins <n>              sign-ins one at a time per backend and latency (default 200)
-  --refreshes <n>             refreshes per series (default 60; the sequential variant half)
+  --refreshes <n>             refreshes per series (default 50; the sequential variant half)
   --concurrency <n,…>         throughput levels (default 1,8,32)
-  --window <ms>               measured window of each throughput cell (default 3000)
+  --window <ms>               measured window per backend and concurrency, over 3 rounds (default 3000)
   --rounds <n>                rounds in which the backends take turns (default 4)
   --warmup <n>                unmeasured sign-ins per backend at the start (default 200)
   --backends <kind,…>         any of upstream,ours,ours-sequential (default all)

@@ -5,6 +5,7 @@ import { BitbucketCloudEmulator } from '@internal/bitbucket-cloud-emulator';
 /** The app origin the backends allow; the popup's web message targets it. */
 export const APP_ORIGIN = 'http://127.0.0.1:3000';
 const PROVIDER_PATH = '/api/auth/bitbucket';
+const REQUEST_TIMEOUT_MS = 30_000;
 
 interface Response {
   status: number;
@@ -75,6 +76,12 @@ export class Browser {
             });
           });
         },
+      );
+      // a backend that never answers fails the run instead of hanging it
+      req.setTimeout(REQUEST_TIMEOUT_MS, () =>
+        req.destroy(
+          new Error(`GET ${path.split('?')[0]} got no answer in 30 s`),
+        ),
       );
       req.on('error', reject);
       req.end();

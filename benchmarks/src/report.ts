@@ -266,9 +266,10 @@ export function renderReport(result: BenchResult): string {
       o.refreshes
     } refreshes per series (the sequential variant ${Math.ceil(
       o.refreshes / 2,
-    )}); throughput counted over ${seconds(
-      o.throughput.windowMs,
-    )} after a ${seconds(o.throughput.rampMs)} ramp-up. ${
+    )}); throughput counted over ${seconds(o.throughput.windowMs)} in ${plural(
+      o.throughput.rounds,
+      'round',
+    )}, each after a ${seconds(o.throughput.rampMs)} ramp-up. ${
       o.users
     } distinct users; ${plural(
       o.rounds,
