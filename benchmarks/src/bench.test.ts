@@ -1,6 +1,6 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { BenchResult, runBenchmark, SMOKE_OPTIONS } from './bench';
 import { parseArgs } from './cli';
 import { renderReport } from './report';
@@ -19,7 +19,8 @@ describe('yarn bench --smoke', () => {
 
     // No assertion on speed: only that everything ran and was recorded.
     const json: BenchResult = JSON.parse(readFileSync(outFile, 'utf8'));
-    rmSync(dirname(json.backends[0].log), { recursive: true, force: true });
+    // the backends' logs are removed after a successful run
+    expect(json.backends.map(b => b.log)).toEqual([null, null, null]);
     expect(json.schemaVersion).toBe(1);
     expect(json.machine).toMatchObject({
       cpus: expect.any(Number),

@@ -1,4 +1,10 @@
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
@@ -52,7 +58,12 @@ export interface BenchOptions {
   backends: BackendKind[];
   /** Distinct Bitbucket users seeded (and catalog users). */
   users: number;
-  /** Where the JSON goes (and the Markdown, by the CLI). The backends' configs and logs go to a new temporary folder. */
+  /**
+   * Keep the backends' configs and logs (a new temporary folder) after a
+   * successful run; they are always kept after a failed one.
+   */
+  keepLogs: boolean;
+  /** Where the JSON goes (and the Markdown, by the CLI). */
   outFile: string;
   log: (line: string) => void;
 }
@@ -69,6 +80,7 @@ export const DEFAULT_OPTIONS: BenchSettings = {
   rounds: 4,
   backends: ['upstream', 'ours', 'ours-sequential'],
   users: 200,
+  keepLogs: false,
 };
 
 /** A few iterations of everything, for the smoke test. */
@@ -82,6 +94,7 @@ export const SMOKE_OPTIONS: BenchSettings = {
   rounds: 1,
   backends: ['upstream', 'ours', 'ours-sequential'],
   users: 5,
+  keepLogs: false,
 };
 
 /** The endpoints the backends call; the latency is injected on each. */
@@ -144,7 +157,8 @@ export interface BackendInfo {
   heapUsedAfterMb: number;
   /** After each latency's cells (after a full GC), MB. */
   rssAfterLatencyMb: Record<string, number>;
-  log: string;
+  /** The backend's log file, when kept (--keep-logs). */
+  log: string | null;
 }
 
 export interface MachineInfo {
@@ -486,7 +500,13 @@ export async function runBenchmark(
   const entitiesFile = join(runDir, 'entities.json');
   writeFileSync(entitiesFile, JSON.stringify(benchEntities(users)));
   const emulator = await startEmulator({ seed: benchSeed(users) });
-  log(`emulator on ${emulator.url}, ${users.length} users; logs in ${runDir}`);
+  log(
+    `emulator on ${emulator.url}, ${
+      users.length
+    } users; backend logs in ${runDir}${
+      options.keepLogs ? '' : ' (removed after a successful run)'
+    }`,
+  );
   let userCursor = 0;
   const nextUser = () => users[userCursor++ % users.length].uuid;
 
@@ -732,9 +752,16 @@ export async function runBenchmark(
       info.peakRssMb = mb(sample.peakRssBytes);
       info.heapUsedAfterMb = mb(sample.heapUsedBytes);
     }
+  } catch (error) {
+    (error as Error).message += ` (the backends' logs: ${runDir})`;
+    throw error;
   } finally {
     await Promise.all(backends.map(b => b.stop()));
     await emulator.close();
+  }
+  if (!options.keepLogs) {
+    rmSync(runDir, { recursive: true, force: true });
+    infos.forEach(info => (info.log = null));
   }
 
   machine.loadAverageEnd = os.loadavg().map(round2);
@@ -748,6 +775,7 @@ export async function runBenchmark(
     rounds: options.rounds,
     backends: options.backends,
     users: options.users,
+    keepLogs: options.keepLogs,
   };
   const result: BenchResult = {
     schemaVersion: 1,

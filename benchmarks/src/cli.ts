@@ -25,6 +25,7 @@ results/latest.json and results/latest.md in the benchmarks folder.
   --backends <kind,…>         any of upstream,ours,ours-sequential (default all)
   --users <n>                 distinct seeded users (default 200)
   --out <file>                JSON output (default results/latest.json)
+  --keep-logs                 keep the backends' configs and logs (a temporary folder)
   --smoke                     a few iterations of everything (for the smoke test)
   --help
 `;
@@ -71,6 +72,9 @@ export function parseArgs(
       case '-h':
         return 'help';
       case '--smoke':
+        break;
+      case '--keep-logs':
+        options.keepLogs = true;
         break;
       case '--latencies':
         options.latencies = numbers(value(), flag);
