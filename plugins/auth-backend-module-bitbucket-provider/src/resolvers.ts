@@ -161,6 +161,39 @@ function requireEmail(info: Info): string {
 }
 
 /**
+ * The shared step of the annotation resolvers: the User whose `annotation`
+ * matches one of `values` (checked exactly with `same`), else the dangerous
+ * fallback when allowed, else not found.
+ */
+async function signInByAnnotation(
+  info: Info,
+  ctx: AuthResolverContext,
+  allowWithoutCatalog: boolean | undefined,
+  match: {
+    annotation: string;
+    values: string[];
+    same: (found: string) => boolean;
+    shown: string;
+    fallbackName: string;
+  },
+): Promise<BackstageSignInResult> {
+  const { annotation, values, same, shown, fallbackName } = match;
+  const entity = await findUser(
+    ctx,
+    `metadata.annotations.${annotation}`,
+    values,
+    e => e.metadata.annotations?.[annotation],
+    same,
+    `the annotation ${annotation}: '${shown}'`,
+  );
+  if (entity) return issueForEntity(entity, info, ctx);
+  if (allowWithoutCatalog) return issueWithoutCatalog(fallbackName, ctx);
+  throw new NotFoundError(
+    `no User has the annotation ${annotation}: '${shown}'`,
+  );
+}
+
+/**
  * Sign-in resolvers for Bitbucket Cloud. Each one is listed by name under
  * `auth.providers.bitbucket.<env>.signIn.resolvers`; a resolver that finds
  * no user lets the next one try.
@@ -179,20 +212,17 @@ export namespace bitbucketSignInResolvers {
         return async (info: Info, ctx) => {
           const { uuid } = info.result.fullProfile;
           const id = normalizeUuid(uuid);
-          const entity = await findUser(
+          return signInByAnnotation(
+            info,
             ctx,
-            `metadata.annotations.${USER_ID_ANNOTATION}`,
-            [`{${id}}`, id],
-            e => e.metadata.annotations?.[USER_ID_ANNOTATION],
-            found => normalizeUuid(found) === id,
-            `the annotation ${USER_ID_ANNOTATION}: '${uuid}'`,
-          );
-          if (entity) return issueForEntity(entity, info, ctx);
-          if (options.dangerouslyAllowSignInWithoutUserInCatalog) {
-            return issueWithoutCatalog(id, ctx);
-          }
-          throw new NotFoundError(
-            `no User has the annotation ${USER_ID_ANNOTATION}: '${uuid}'`,
+            options.dangerouslyAllowSignInWithoutUserInCatalog,
+            {
+              annotation: USER_ID_ANNOTATION,
+              values: [`{${id}}`, id],
+              same: found => normalizeUuid(found) === id,
+              shown: uuid,
+              fallbackName: id,
+            },
           );
         };
       },
@@ -215,20 +245,17 @@ export namespace bitbucketSignInResolvers {
               `Bitbucket returned no username for this account (usernames are deprecated since 2019); use userIdMatchingUserEntityAnnotation or accountIdMatchingUserEntityAnnotation`,
             );
           }
-          const entity = await findUser(
+          return signInByAnnotation(
+            info,
             ctx,
-            `metadata.annotations.${USERNAME_ANNOTATION}`,
-            [username],
-            e => e.metadata.annotations?.[USERNAME_ANNOTATION],
-            found => found === username,
-            `the annotation ${USERNAME_ANNOTATION}: '${username}'`,
-          );
-          if (entity) return issueForEntity(entity, info, ctx);
-          if (options.dangerouslyAllowSignInWithoutUserInCatalog) {
-            return issueWithoutCatalog(username, ctx);
-          }
-          throw new NotFoundError(
-            `no User has the annotation ${USERNAME_ANNOTATION}: '${username}'`,
+            options.dangerouslyAllowSignInWithoutUserInCatalog,
+            {
+              annotation: USERNAME_ANNOTATION,
+              values: [username],
+              same: found => found === username,
+              shown: username,
+              fallbackName: username,
+            },
           );
         };
       },
@@ -241,20 +268,17 @@ export namespace bitbucketSignInResolvers {
       create(options = {}) {
         return async (info: Info, ctx) => {
           const { accountId } = info.result.fullProfile;
-          const entity = await findUser(
+          return signInByAnnotation(
+            info,
             ctx,
-            `metadata.annotations.${ACCOUNT_ID_ANNOTATION}`,
-            [accountId],
-            e => e.metadata.annotations?.[ACCOUNT_ID_ANNOTATION],
-            found => found === accountId,
-            `the annotation ${ACCOUNT_ID_ANNOTATION}: '${accountId}'`,
-          );
-          if (entity) return issueForEntity(entity, info, ctx);
-          if (options.dangerouslyAllowSignInWithoutUserInCatalog) {
-            return issueWithoutCatalog(accountId, ctx);
-          }
-          throw new NotFoundError(
-            `no User has the annotation ${ACCOUNT_ID_ANNOTATION}: '${accountId}'`,
+            options.dangerouslyAllowSignInWithoutUserInCatalog,
+            {
+              annotation: ACCOUNT_ID_ANNOTATION,
+              values: [accountId],
+              same: found => found === accountId,
+              shown: accountId,
+              fallbackName: accountId,
+            },
           );
         };
       },
