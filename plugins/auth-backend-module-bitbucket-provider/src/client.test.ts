@@ -5,6 +5,7 @@ import {
 import { createServer, Server } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { BitbucketClient } from './client';
+import { RateBudget } from './rateBudget';
 import { BitbucketTokenClient } from './token';
 
 const UUID = '{4f1c2b7a-8d3e-4a5b-9c6d-7e8f9a0b1c2d}';
@@ -148,5 +149,92 @@ describe('BitbucketClient pagination', () => {
       { email: 'a@x', isPrimary: true, isConfirmed: true },
     ]);
     expect(seen).toEqual(['/2.0/user/emails?pagelen=100 Bearer tok']);
+  });
+});
+
+describe('BitbucketClient transport', () => {
+  let server: Server;
+  const seen: string[] = [];
+  afterEach(() => new Promise(r => server.close(r)));
+
+  async function serve(
+    handler: Parameters<typeof createServer>[1],
+  ): Promise<string> {
+    seen.length = 0;
+    server = createServer((req, res) => {
+      seen.push(`${req.method} ${req.url} ${req.headers.authorization}`);
+      handler!(req, res);
+    });
+    await new Promise<void>(r => server.listen(0, '127.0.0.1', r));
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}/2.0`;
+  }
+
+  it('does not follow a redirect with the token, and says which setting to check', async () => {
+    const apiBaseUrl = await serve((_req, res) => {
+      res.writeHead(301, { Location: '/elsewhere/2.0/user' }).end();
+    });
+    const client = new BitbucketClient({ apiBaseUrl, timeoutMs: 1000 });
+    await expect(client.getCurrentUser('tok')).rejects.toMatchObject({
+      name: 'ServiceUnavailableError',
+      message:
+        'Bitbucket answered GET /2.0/user with a redirect (HTTP 301), which this module does not follow with the access token. Check that apiBaseUrl is the Bitbucket REST API itself (https://api.bitbucket.org/2.0), not a URL that redirects to it.',
+    });
+    expect(seen).toEqual(['GET /2.0/user Bearer tok']);
+  });
+
+  it('warns once when X-RateLimit-Remaining says the hourly budget is close', async () => {
+    let remaining = 201;
+    const apiBaseUrl = await serve((_req, res) => {
+      remaining -= 1;
+      res
+        .writeHead(200, {
+          'Content-Type': 'application/json',
+          'X-RateLimit-Limit': '1000',
+          'X-RateLimit-Remaining': String(remaining),
+        })
+        .end('{"uuid":"{u}"}');
+    });
+    const warn = jest.fn();
+    const budget = new RateBudget('key', { warn } as any);
+    const client = new BitbucketClient({ apiBaseUrl, timeoutMs: 1000, budget });
+    await client.getCurrentUser('tok'); // 200 left: not yet
+    expect(warn).not.toHaveBeenCalled();
+    await client.getCurrentUser('tok'); // 199 left: under 20 %
+    await client.getCurrentUser('tok'); // once a minute at most
+    expect(warn.mock.calls).toEqual([
+      [
+        'Bitbucket rate budget of OAuth consumer key is close: 199 of 1000 calls left this hour (X-RateLimit-Remaining).',
+      ],
+    ]);
+    expect(budget.callsLastHour).toBe(3);
+  });
+
+  it('times out a body that never ends, with the setting to raise', async () => {
+    const apiBaseUrl = await serve((_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.write('{"uuid":'); // and never the rest
+    });
+    const client = new BitbucketClient({ apiBaseUrl, timeoutMs: 200 });
+    await expect(client.getCurrentUser('tok')).rejects.toMatchObject({
+      name: 'ServiceUnavailableError',
+      message: `Bitbucket did not answer GET /2.0/user within 200 ms. Try again; if it persists, check that ${
+        new URL(apiBaseUrl).origin
+      } is reachable from the backend or raise requestTimeout.`,
+    });
+    server.closeAllConnections();
+  });
+
+  it('names the transport failure when nothing listens', async () => {
+    const apiBaseUrl = await serve(() => {});
+    await new Promise(r => server.close(r));
+    server = createServer(); // for afterEach
+    server.listen(0, '127.0.0.1');
+    const client = new BitbucketClient({ apiBaseUrl, timeoutMs: 1000 });
+    await expect(client.getCurrentUser('tok')).rejects.toMatchObject({
+      name: 'ServiceUnavailableError',
+      message: `Could not reach Bitbucket at ${
+        new URL(apiBaseUrl).origin
+      } for GET /2.0/user (ECONNREFUSED). Check the baseUrl/apiBaseUrl settings and the backend's network access.`,
+    });
   });
 });

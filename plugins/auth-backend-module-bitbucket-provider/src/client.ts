@@ -1,4 +1,5 @@
 import { invalidJsonError, restError, transportError } from './errors';
+import { HttpAnswer, httpRequest } from './http';
 import {
   BitbucketEmail,
   BitbucketProfile,
@@ -202,33 +203,33 @@ export class BitbucketClient {
   ): Promise<{ body: unknown }> {
     const endpoint = `GET ${new URL(url).pathname}`;
     for (let attempt = 0; ; attempt++) {
-      let res: Response;
-      let text: string;
+      let res: HttpAnswer;
       try {
-        res = await fetch(url, {
+        res = await httpRequest(url, {
           headers: {
             Authorization: `Bearer ${accessToken}`,
             Accept: 'application/json',
           },
-          signal: AbortSignal.timeout(this.#timeoutMs),
+          timeoutMs: this.#timeoutMs,
         });
-        text = await res.text();
       } catch (error) {
         this.#budget?.record(0);
         throw transportError(endpoint, this.#origin, error, this.#timeoutMs);
       }
-      this.#budget?.record(res.status, res.headers);
+      this.#budget?.record(res.status, res);
       if (res.status === 429 && attempt === 0) {
-        const waitMs = retryAfterMs(res.headers.get('retry-after'));
+        const waitMs = retryAfterMs(res.header('retry-after'));
         if (waitMs <= MAX_RETRY_WAIT_MS) {
           await new Promise(r => setTimeout(r, waitMs));
           continue;
         }
       }
       if (absent.includes(res.status)) return { body: undefined };
-      if (!res.ok) throw restError(endpoint, res.status, text);
+      if (res.status < 200 || res.status > 299) {
+        throw restError(endpoint, res.status, res.text);
+      }
       try {
-        return { body: JSON.parse(text) };
+        return { body: JSON.parse(res.text) };
       } catch {
         throw invalidJsonError(endpoint);
       }
@@ -237,7 +238,7 @@ export class BitbucketClient {
 }
 
 /** `Retry-After` as milliseconds (seconds or an HTTP date); 1 s when absent. */
-export function retryAfterMs(header: string | null): number {
+export function retryAfterMs(header: string | undefined): number {
   if (!header) return 1000;
   const seconds = Number(header);
   if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);

@@ -125,6 +125,11 @@ export function restError(
       `Bitbucket rejected the access token for ${endpoint}${said}. Sign in again.`,
     );
   }
+  if (status >= 300 && status < 400) {
+    return new ServiceUnavailableError(
+      `Bitbucket answered ${endpoint} with a redirect (HTTP ${status}), which this module does not follow with the access token. Check that apiBaseUrl is the Bitbucket REST API itself (https://api.bitbucket.org/2.0), not a URL that redirects to it.`,
+    );
+  }
   if (status === 410) {
     return new ServiceUnavailableError(
       `Bitbucket answered ${endpoint} with HTTP 410 Gone${said}: Bitbucket removed this endpoint. Upgrade this module.`,
@@ -165,7 +170,11 @@ export function transportError(
     );
   }
   const cause = (error as any)?.cause;
-  const code = cause?.code ?? cause?.message ?? (error as Error)?.message;
+  const code =
+    cause?.code ??
+    (error as any)?.code ??
+    cause?.message ??
+    (error as Error)?.message;
   return new ServiceUnavailableError(
     `Could not reach Bitbucket at ${origin} for ${endpoint} (${clip(
       String(code),

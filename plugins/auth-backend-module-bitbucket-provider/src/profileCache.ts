@@ -74,8 +74,11 @@ export class ProfileCache {
   /** Moves an entry to a rotated refresh token. */
   async move(from: string, to: string | undefined, entry: Entry) {
     if (!this.#cache || !to || to === from) return;
-    await this.put(to, entry.profile, entry.fetchedAt);
-    await this.#delete(this.#key(from));
+    // two independent cache writes: one round trip to Redis/memcache, not two
+    await Promise.all([
+      this.put(to, entry.profile, entry.fetchedAt),
+      this.#delete(this.#key(from)),
+    ]);
   }
 
   #track(key: string, expiresAt: number) {

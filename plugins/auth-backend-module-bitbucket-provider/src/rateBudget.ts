@@ -29,12 +29,15 @@ export class RateBudget {
   }
 
   /** Records one REST call and its answer's status and headers. */
-  record(status: number, headers?: Headers): void {
+  record(
+    status: number,
+    headers?: { header(name: string): string | undefined },
+  ): void {
     const now = Date.now();
     this.#calls.push(now);
     this.#prune(now);
-    const limit = Number(headers?.get('x-ratelimit-limit'));
-    const remaining = Number(headers?.get('x-ratelimit-remaining'));
+    const limit = Number(headers?.header('x-ratelimit-limit'));
+    const remaining = Number(headers?.header('x-ratelimit-remaining'));
     if (status === 429) {
       this.#warn(
         now,
@@ -47,7 +50,7 @@ export class RateBudget {
     } else if (
       Number.isFinite(limit) &&
       Number.isFinite(remaining) &&
-      headers?.has('x-ratelimit-remaining') &&
+      headers?.header('x-ratelimit-remaining') !== undefined &&
       remaining <= limit * (1 - WARN_AT)
     ) {
       this.#warn(

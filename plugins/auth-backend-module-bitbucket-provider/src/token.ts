@@ -1,5 +1,6 @@
 import { ServiceUnavailableError } from '@backstage/errors';
 import { invalidJsonError, tokenError, transportError } from './errors';
+import { HttpAnswer, httpRequest } from './http';
 
 /** A successful answer of Bitbucket's token endpoint. */
 export interface BitbucketTokenResponse {
@@ -67,10 +68,9 @@ export class BitbucketTokenClient {
   ): Promise<BitbucketTokenResponse> {
     const { tokenUrl, clientId, clientSecret, timeoutMs } = this.#options;
     const endpoint = `POST ${new URL(tokenUrl).pathname}`;
-    let res: Response;
-    let text: string;
+    let res: HttpAnswer;
     try {
-      res = await fetch(tokenUrl, {
+      res = await httpRequest(tokenUrl, {
         method: 'POST',
         headers: {
           Authorization: `Basic ${Buffer.from(
@@ -80,9 +80,8 @@ export class BitbucketTokenClient {
           Accept: 'application/json',
         },
         body: new URLSearchParams(form).toString(),
-        signal: AbortSignal.timeout(timeoutMs),
+        timeoutMs,
       });
-      text = await res.text();
     } catch (error) {
       throw transportError(
         endpoint,
@@ -91,12 +90,12 @@ export class BitbucketTokenClient {
         timeoutMs,
       );
     }
-    if (!res.ok) {
-      throw tokenError(grant, res.status, text);
+    if (res.status < 200 || res.status > 299) {
+      throw tokenError(grant, res.status, res.text);
     }
     let json: Record<string, unknown>;
     try {
-      json = JSON.parse(text);
+      json = JSON.parse(res.text);
     } catch {
       throw invalidJsonError(endpoint);
     }
