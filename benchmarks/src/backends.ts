@@ -10,6 +10,7 @@ import {
   ChildMessage,
   ProcessSample,
 } from './protocol';
+import { pinProcess } from './cpuPinning';
 import { CLIENT_ID, CLIENT_SECRET, WORKSPACE } from './users';
 
 /** Environments of ours: the default profile cache (15 min), and none. */
@@ -96,6 +97,8 @@ export async function startBackend(options: {
   emulator: BitbucketCloudEmulator;
   workDir: string;
   entitiesFile: string;
+  /** Pin the process and its threads to these CPUs (a taskset list). */
+  cpus?: string;
 }): Promise<RunningBackend> {
   const { kind, emulator, workDir, entitiesFile } = options;
   const port = await freePort();
@@ -117,6 +120,13 @@ export async function startBackend(options: {
     {
       execArgv: [
         '--expose-gc',
+        // BENCH_CPU_PROF_DIR=<dir>: a V8 CPU profile per backend (docs/benchmarks.md)
+        ...(process.env.BENCH_CPU_PROF_DIR
+          ? [
+              '--cpu-prof',
+              `--cpu-prof-dir=${join(process.env.BENCH_CPU_PROF_DIR, kind)}`,
+            ]
+          : []),
         '--require',
         require.resolve('@backstage/cli/config/nodeTransform.cjs'),
       ],
@@ -127,6 +137,7 @@ export async function startBackend(options: {
   child.stdout?.pipe(log);
   child.stderr?.pipe(log);
 
+  if (options.cpus) pinProcess(child.pid!, options.cpus);
   let exited = false;
   const exit = new Promise<void>(resolve =>
     child.once('exit', () => {

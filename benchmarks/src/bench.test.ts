@@ -1,8 +1,9 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BenchResult, runBenchmark, SMOKE_OPTIONS } from './bench';
 import { parseArgs } from './cli';
+import { planCpuPinning } from './cpuPinning';
 import { renderReport } from './report';
 
 // Starts the emulator and three backend processes: slow on a busy machine.
@@ -26,6 +27,7 @@ describe('yarn bench --smoke', () => {
       cpus: expect.any(Number),
       node: process.version,
     });
+    expect(json.machine.pinning).toBeNull(); // SMOKE_OPTIONS.pin is false
     expect(json.machine.phases).toEqual([
       expect.objectContaining({ latencyMs: SMOKE_OPTIONS.latencies[0] }),
     ]);
@@ -100,5 +102,21 @@ describe('yarn bench --smoke', () => {
     expect(() => parseArgs(['--backends', 'dex'], '/pkg')).toThrow(
       "unknown backend 'dex'",
     );
+    expect(parseArgs([], '/pkg')).toMatchObject({ pin: true });
+    expect(parseArgs(['--no-pin'], '/pkg')).toMatchObject({ pin: false });
+  });
+
+  it('splits the CPUs this process may use between harness and backends', () => {
+    const canPin =
+      process.platform === 'linux' && os.availableParallelism() >= 2;
+    const plan = planCpuPinning();
+    // taskset is util-linux, on every Debian; the bench runs without it too
+    expect(plan === null).toBe(!canPin);
+    if (!plan) return;
+    const harness = plan.harness.split(',').map(Number);
+    const backends = plan.backends.split(',').map(Number);
+    expect(backends).toHaveLength(1);
+    expect(harness).not.toContain(backends[0]);
+    expect(harness.length + 1).toBe(os.availableParallelism());
   });
 });

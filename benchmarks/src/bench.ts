@@ -21,6 +21,7 @@ import {
   RunningBackend,
   startBackend,
 } from './backends';
+import { CpuPinning, pinProcess, planCpuPinning } from './cpuPinning';
 import { Browser, Timed } from './driver';
 import { stringifyJson } from './format';
 import { BackendKind, ProcessSample } from './protocol';
@@ -63,6 +64,11 @@ export interface BenchOptions {
    * successful run; they are always kept after a failed one.
    */
   keepLogs: boolean;
+  /**
+   * Give the harness and the backend under test CPUs of their own
+   * (src/cpuPinning.ts) when the machine has two or more and `taskset`.
+   */
+  pin: boolean;
   /** Where the JSON goes (and the Markdown, by the CLI). */
   outFile: string;
   log: (line: string) => void;
@@ -81,6 +87,7 @@ export const DEFAULT_OPTIONS: BenchSettings = {
   backends: ['upstream', 'ours', 'ours-sequential'],
   users: 200,
   keepLogs: false,
+  pin: true,
 };
 
 /** A few iterations of everything, for the smoke test. */
@@ -95,6 +102,7 @@ export const SMOKE_OPTIONS: BenchSettings = {
   backends: ['upstream', 'ours', 'ours-sequential'],
   users: 5,
   keepLogs: false,
+  pin: false,
 };
 
 /** The endpoints the backends call; the latency is injected on each. */
@@ -169,6 +177,8 @@ export interface MachineInfo {
   platform: string;
   loadAverageStart: number[];
   loadAverageEnd: number[];
+  /** The CPUs of the harness and of the backends; null when not pinned. */
+  pinning: CpuPinning | null;
   /**
    * Per latency phase: the CPU that processes other than the harness and
    * the backends used meanwhile (% of one core, from /proc/stat; null
@@ -232,6 +242,7 @@ export const METHOD = [
   'Round trips come from the emulator record: the longest chain of backend calls during one request in which each call starts after the previous one was answered.',
   'Series run one request at a time, in rounds in which the backends take turns; each backend is warmed up first (JIT) without latency.',
   'Sign-ins per second: concurrency 1 is the sign-in series (whole flows, one at a time); above 1, N browsers run whole flows in a loop and the sign-ins completed in a fixed window after a ramp-up are counted.',
+  "With 2 or more CPUs (Linux, taskset), the harness runs on all CPUs but the last and the backends (taking turns) on the last: the emulator does Bitbucket's work, which in production is not the portal's CPU, and a module that calls Bitbucket more often is not charged for it. --no-pin turns this off.",
   'CPU is process.cpuUsage() of the backend process (user + system) over the series or window, divided by the operations; RSS is process.memoryUsage().rss after a full GC, peak is VmHWM.',
 ];
 
@@ -250,6 +261,7 @@ function machineInfo(): MachineInfo {
     platform: `${os.type()} ${os.release()} ${os.arch()}`,
     loadAverageStart: os.loadavg().map(round2),
     loadAverageEnd: [],
+    pinning: null,
     phases: [],
   };
 }
@@ -488,6 +500,15 @@ export async function runBenchmark(
   const startedAt = new Date();
   const t0 = performance.now();
   const machine = machineInfo();
+  machine.pinning = options.pin ? planCpuPinning() : null;
+  if (machine.pinning) {
+    pinProcess(process.pid, machine.pinning.harness);
+    log(
+      `harness on CPU ${machine.pinning.harness}, backends on CPU ${machine.pinning.backends}`,
+    );
+  } else if (options.pin) {
+    log('not pinning CPUs: needs Linux, taskset and 2 or more CPUs');
+  }
   // configs and logs of the backends: outside the repo, kept for reading
   const runDir = mkdtempSync(join(os.tmpdir(), 'bitbucket-bench-'));
 
@@ -521,6 +542,7 @@ export async function runBenchmark(
         emulator,
         workDir: runDir,
         entitiesFile,
+        cpus: machine.pinning?.backends,
       });
       backends.push(backend);
       const sample = await backend.sample({ gc: true });
@@ -776,6 +798,7 @@ export async function runBenchmark(
     backends: options.backends,
     users: options.users,
     keepLogs: options.keepLogs,
+    pin: options.pin,
   };
   const result: BenchResult = {
     schemaVersion: 1,

@@ -26,6 +26,7 @@ results/latest.json and results/latest.md in the benchmarks folder.
   --users <n>                 distinct seeded users (default 200)
   --out <file>                JSON output (default results/latest.json)
   --keep-logs                 keep the backends' configs and logs (a temporary folder)
+  --no-pin                    do not give the harness and the backends CPUs of their own
   --smoke                     a few iterations of everything (for the smoke test)
   --help
 `;
@@ -75,6 +76,9 @@ export function parseArgs(
         break;
       case '--keep-logs':
         options.keepLogs = true;
+        break;
+      case '--no-pin':
+        options.pin = false;
         break;
       case '--latencies':
         options.latencies = numbers(value(), flag);

@@ -244,7 +244,11 @@ export function renderReport(result: BenchResult): string {
     m.node
   }, ${m.platform}; load average ${m.loadAverageStart.join(
     ' ',
-  )} at the start, ${m.loadAverageEnd.join(' ')} at the end`;
+  )} at the start, ${m.loadAverageEnd.join(' ')} at the end; ${
+    m.pinning
+      ? `harness (emulator and browsers) on CPU ${m.pinning.harness}, backends on CPU ${m.pinning.backends}`
+      : 'no CPU pinning'
+  }`;
   const others = m.phases
     .filter(p => p.otherCpuPercent !== null)
     .map(p => `${p.otherCpuPercent} % during the ${p.latencyMs} ms phase`);
