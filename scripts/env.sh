@@ -54,7 +54,7 @@ chmod +x "$TOOLS/bin/yarn"
 ensure_deps() {
   local stamp="$REPO_ROOT/node_modules/.install-stamp"
   local sum
-  sum="$(cat "$REPO_ROOT/yarn.lock" "$REPO_ROOT"/package.json "$REPO_ROOT"/packages/*/package.json "$REPO_ROOT"/plugins/*/package.json 2>/dev/null | sha1sum | cut -d' ' -f1)"
+  sum="$(cat "$REPO_ROOT/yarn.lock" "$REPO_ROOT"/package.json "$REPO_ROOT"/packages/*/package.json "$REPO_ROOT"/plugins/*/package.json "$REPO_ROOT"/benchmarks/package.json 2>/dev/null | sha1sum | cut -d' ' -f1)"
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ]; then return 0; fi
   log "yarn install (node $(node -v))"
   if [ "${CI:-}" = "true" ]; then

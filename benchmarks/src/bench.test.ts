@@ -102,7 +102,13 @@ describe('yarn bench --smoke', () => {
     expect(() => parseArgs(['--backends', 'dex'], '/pkg')).toThrow(
       "unknown backend 'dex'",
     );
-    expect(parseArgs([], '/pkg')).toMatchObject({ pin: true });
+    expect(parseArgs([], '/pkg')).toMatchObject({
+      pin: true,
+      throughput: { windowMs: 5000, rounds: 5 },
+    });
+    expect(parseArgs(['--window', '12000'], '/pkg')).toMatchObject({
+      throughput: { rampMs: 500, windowMs: 12000, rounds: 12 },
+    });
     expect(parseArgs(['--no-pin'], '/pkg')).toMatchObject({ pin: false });
   });
 

@@ -81,7 +81,7 @@ export const DEFAULT_OPTIONS: BenchSettings = {
   signIns: 200,
   refreshes: 50,
   concurrency: [1, 8, 32],
-  throughput: { rampMs: 500, windowMs: 3000, rounds: 3 },
+  throughput: { rampMs: 500, windowMs: 5000, rounds: 5 },
   warmup: { start: 200, perLatency: 4 },
   rounds: 4,
   backends: ['upstream', 'ours', 'ours-sequential'],

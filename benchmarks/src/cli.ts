@@ -19,7 +19,7 @@ results/latest.json and results/latest.md in the benchmarks folder.
   --sign-ins <n>              sign-ins one at a time per backend and latency (default 200)
   --refreshes <n>             refreshes per series (default 50; the sequential variant half)
   --concurrency <n,…>         throughput levels (default 1,8,32)
-  --window <ms>               measured window per backend and concurrency, over 3 rounds (default 3000)
+  --window <ms>               measured window per backend and concurrency, in rounds of about 1 s (default 5000)
   --rounds <n>                rounds in which the backends take turns (default 4)
   --warmup <n>                unmeasured sign-ins per backend at the start (default 200)
   --backends <kind,…>         any of upstream,ours,ours-sequential (default all)
@@ -94,12 +94,17 @@ export function parseArgs(
           positive(String(n), flag),
         );
         break;
-      case '--window':
+      case '--window': {
+        const windowMs = positive(value(), flag);
         options.throughput = {
           ...options.throughput,
-          windowMs: positive(value(), flag),
+          windowMs,
+          // backends take turns every second or so: slow spells of the
+          // machine hit them alike
+          rounds: Math.max(1, Math.round(windowMs / 1000)),
         };
         break;
+      }
       case '--rounds':
         options.rounds = positive(value(), flag);
         break;
