@@ -108,7 +108,9 @@ async function main() {
   );
   const install = codeBlocks(moduleReadme, '## 2. Install');
   const addCommand = install.find(b => b.lang === 'sh')?.code.trim();
-  const backendLines = install.find(b => b.lang === 'ts')?.code;
+  const [backendLines, redactionLines] = install
+    .filter(b => b.lang === 'ts')
+    .map(b => b.code);
   const appConfig = install.find(b => b.lang === 'yaml')?.code;
   const catalogUser = codeBlocks(moduleReadme, '## 4. Sign-in resolvers').find(
     b => b.lang === 'yaml',
@@ -120,7 +122,13 @@ async function main() {
     frontendReadme,
     '### New frontend system',
   ).find(b => b.lang === 'tsx')?.code;
-  if (!addCommand || !backendLines || !appConfig || !catalogUser) {
+  if (
+    !addCommand ||
+    !backendLines ||
+    !redactionLines ||
+    !appConfig ||
+    !catalogUser
+  ) {
     fail('the module README lost a block of its Install or resolver sections');
   }
   if (!frontendAdd || !frontendCode) {
@@ -198,6 +206,26 @@ async function main() {
     .slice(backendLines.indexOf(anchor) + anchor.length)
     .trim();
   index = index.replace(anchor, `${anchor}\n${ours}`);
+  // the request-log redaction: its imports on top, the rest after createBackend()
+  const redactionImports = redactionLines
+    .split('\n')
+    .filter(l => l.startsWith('import '));
+  const redactionCode = redactionLines
+    .split('\n')
+    .filter(l => !l.startsWith('import '))
+    .join('\n')
+    .trim();
+  const created = 'const backend = createBackend();';
+  if (
+    !redactionCode.includes('redactOAuthRequestLog') ||
+    !index.includes(created)
+  ) {
+    fail(`the README's redaction block and the new app's ${created} changed`);
+  }
+  index = `${redactionImports.join('\n')}\n${index.replace(
+    created,
+    `${created}\n${redactionCode}`,
+  )}`;
   writeFileSync(backendIndex, index);
 
   const appTsx = join(app, 'packages/app/src/App.tsx');
@@ -329,6 +357,18 @@ async function main() {
         await new Promise(r => setTimeout(r, 2000));
       }
     }
+    // the README's redaction: the callback is logged, its code is not
+    const logged = /handler\/frame\?code=REDACTED&state=REDACTED/;
+    for (let i = 0; i < 20 && !logged.test(backend.dump()); i++) {
+      await new Promise(r => setTimeout(r, 100));
+    }
+    if (!logged.test(backend.dump())) {
+      fail("the backend's request log has no redacted callback line");
+    }
+    if (/handler\/frame\?code=(?!REDACTED)/.test(backend.dump())) {
+      fail("the backend's request log holds an OAuth code");
+    }
+    step('the request log shows the callback with its code and state redacted');
   } catch (error) {
     console.error(backend.dump().slice(-4000));
     throw error;

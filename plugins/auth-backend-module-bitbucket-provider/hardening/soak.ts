@@ -44,7 +44,7 @@ import {
   stopAllChildren,
   waitForHttp,
 } from '../src/hardening/__testUtils__/processes';
-import { redactRequestLog } from '../src/hardening/__testUtils__/requestLogRedaction';
+import { redactOAuthRequestLog } from '../src/requestLog';
 import {
   logLineText,
   SecretLedger,
@@ -193,7 +193,7 @@ async function main(): Promise<boolean> {
         : args['profile-cache-ttl']!,
     },
     // the backend as packages/backend builds it, request log included
-    realRouter: { configure: redactRequestLog },
+    realRouter: { configure: redactOAuthRequestLog },
   });
 
   let failures = 0;

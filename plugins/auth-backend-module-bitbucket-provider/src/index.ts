@@ -9,6 +9,8 @@
 export { authModuleBitbucketProvider as default } from './module';
 export { bitbucketAuthenticator } from './authenticator';
 export { bitbucketSignInResolvers } from './resolvers';
+export { redactOAuthRequestLog } from './requestLog';
+export type { RequestLogConfigureContext } from './requestLog';
 export type {
   BitbucketProfile,
   BitbucketEmail,

@@ -13,7 +13,7 @@ import {
   seedUsers,
   startHardeningWorld,
 } from './__testUtils__/world';
-import { redactRequestLog } from './__testUtils__/requestLogRedaction';
+import { redactOAuthRequestLog } from '../requestLog';
 
 const [JANE, CAROL] = seedUsers(2);
 const P = '/api/auth/bitbucket';
@@ -109,11 +109,11 @@ describe('secrets never reach a log line', () => {
     world.logs.length = 0; // seen; the world's own leak check would fail
   });
 
-  it('with the recipe of docs/security.md (as in packages/backend): the request is logged, its code and state are not', async () => {
+  it('with redactOAuthRequestLog (as in packages/backend): the request is logged, its code and state are not', async () => {
     world = await startHardeningWorld({
       users: [JANE],
       entities: entitiesFor([JANE]),
-      realRouter: { configure: redactRequestLog },
+      realRouter: { configure: redactOAuthRequestLog },
     });
     const { code } = await world.signIn(JANE.uuid);
     expect((await world.refresh()).status).toBe(200);
@@ -149,11 +149,11 @@ describe('secrets never reach a log line', () => {
     expect(world.leaks()).toEqual([]);
   });
 
-  it('the recipe changes nothing else: the stock middleware chain still answers', async () => {
+  it('redactOAuthRequestLog changes nothing else: the stock middleware chain still answers', async () => {
     world = await startHardeningWorld({
       users: [JANE],
       entities: entitiesFor([JANE]),
-      realRouter: { configure: redactRequestLog },
+      realRouter: { configure: redactOAuthRequestLog },
     });
     const health = await world.agent.get('/.backstage/health/v1/readiness');
     expect(health.status).toBe(200);
