@@ -37,6 +37,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { getHeapSpaceStatistics } from 'node:v8';
+import { captureLogger } from '../src/__testUtils__/backend';
 import { Browser, browserSignIn } from '../src/hardening/__testUtils__/browser';
 import {
   EMULATOR_BIN,
@@ -109,29 +110,13 @@ class StreamingLog {
   window: string[] = [];
   errors: string[] = [];
 
-  logger(fields: Record<string, unknown> = {}): LoggerService {
-    const at =
-      (level: string) =>
-      (message: string, meta?: Error | Record<string, unknown>) => {
-        const line = logLineText({
-          level,
-          message,
-          meta:
-            meta instanceof Error
-              ? { ...fields, error: meta }
-              : { ...fields, ...meta },
-        });
-        this.window.push(line);
-        if (level === 'error' && this.errors.length < 20)
-          this.errors.push(line);
-      };
-    return {
-      info: at('info'),
-      warn: at('warn'),
-      error: at('error'),
-      debug: at('debug'),
-      child: more => this.logger({ ...fields, ...more }),
-    };
+  logger(): LoggerService {
+    return captureLogger(line => {
+      const text = logLineText(line);
+      this.window.push(text);
+      if (line.level === 'error' && this.errors.length < 20)
+        this.errors.push(text);
+    });
   }
 }
 

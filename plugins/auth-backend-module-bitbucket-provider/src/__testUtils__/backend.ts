@@ -35,22 +35,32 @@ export interface LogLine {
   meta?: Record<string, unknown>;
 }
 
-function captureLogger(
-  lines: LogLine[],
+/**
+ * A LoggerService that hands each line, with its child loggers' fields, to
+ * `sink`; an Error given as meta goes under `error`.
+ */
+export function captureLogger(
+  sink: (line: LogLine) => void,
   fields: Record<string, unknown> = {},
 ): LoggerService {
   const at =
     (level: string) =>
     (message: string, meta?: Error | Record<string, unknown>) => {
-      lines.push({ level, message, meta: { ...fields, ...(meta as object) } });
+      sink({
+        level,
+        message,
+        meta:
+          meta instanceof Error
+            ? { ...fields, error: meta }
+            : { ...fields, ...meta },
+      });
     };
   return {
     info: at('info'),
     warn: at('warn'),
     error: at('error'),
     debug: at('debug'),
-    child: (more: Record<string, unknown>) =>
-      captureLogger(lines, { ...fields, ...more }),
+    child: more => captureLogger(sink, { ...fields, ...more }),
   };
 }
 
@@ -99,7 +109,7 @@ export async function startSignInWorld(options: {
       createServiceFactory({
         service: coreServices.rootLogger,
         deps: {},
-        factory: () => captureLogger(logs),
+        factory: () => captureLogger(line => logs.push(line)),
       }),
       authPlugin,
       authModuleBitbucketProvider,

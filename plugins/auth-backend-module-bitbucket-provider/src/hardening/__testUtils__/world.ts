@@ -27,6 +27,7 @@ import {
   catalogUser,
   CLIENT_ID,
   CLIENT_SECRET,
+  captureLogger,
   LogLine,
   readWebMessage,
 } from '../../__testUtils__/backend';
@@ -98,31 +99,6 @@ export interface HardeningWorldOptions {
    * like `rootHttpRouterServiceFactory({ configure })`.
    */
   realRouter?: Pick<RootHttpRouterFactoryOptions, 'configure'>;
-}
-
-export function captureLogger(
-  lines: LogLine[],
-  fields: Record<string, unknown> = {},
-): LoggerService {
-  const at =
-    (level: string) =>
-    (message: string, meta?: Error | Record<string, unknown>) => {
-      lines.push({
-        level,
-        message,
-        meta:
-          meta instanceof Error
-            ? { ...fields, error: meta }
-            : { ...fields, ...meta },
-      });
-    };
-  return {
-    info: at('info'),
-    warn: at('warn'),
-    error: at('error'),
-    debug: at('debug'),
-    child: more => captureLogger(lines, { ...fields, ...more }),
-  };
 }
 
 /** A free TCP port on the loopback interface. */
@@ -291,7 +267,7 @@ export async function startHardeningWorld(
     target,
     stop: stopBackend,
   } = await startBackend({
-    logger: captureLogger(logs),
+    logger: captureLogger(line => logs.push(line)),
     entities: options.entities,
     emulatorUrl: emulator.url,
     provider: options.provider,
