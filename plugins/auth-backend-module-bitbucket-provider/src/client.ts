@@ -225,7 +225,7 @@ export class BitbucketClient {
         }
       }
       if (absent.includes(res.status)) return { body: undefined };
-      if (res.status < 200 || res.status > 299) {
+      if (!res.ok) {
         throw restError(endpoint, res.status, res.text);
       }
       try {

@@ -3,6 +3,8 @@ import { request } from 'undici';
 /** What {@link httpRequest} answers: the status, headers and whole body. */
 export interface HttpAnswer {
   status: number;
+  /** A 2xx status. */
+  ok: boolean;
   /** A response header by its case-insensitive name (the first one). */
   header(name: string): string | undefined;
   text: string;
@@ -51,6 +53,7 @@ export async function httpRequest(
     const headers = res.headers;
     return {
       status: res.statusCode,
+      ok: res.statusCode >= 200 && res.statusCode < 300,
       header(name) {
         const value = headers[name.toLowerCase()];
         return Array.isArray(value) ? value[0] : value;

@@ -90,7 +90,7 @@ export class BitbucketTokenClient {
         timeoutMs,
       );
     }
-    if (res.status < 200 || res.status > 299) {
+    if (!res.ok) {
       throw tokenError(grant, res.status, res.text);
     }
     let json: Record<string, unknown>;
