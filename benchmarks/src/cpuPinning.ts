@@ -21,18 +21,19 @@ export interface CpuPinning {
 export function planCpuPinning(): CpuPinning | null {
   const cpus = os.availableParallelism();
   if (process.platform !== 'linux' || cpus < 2) return null;
+  // the CPUs this process may use, as taskset lists them ("…: 0-3,6")
+  let allowed: string;
   try {
-    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
+    allowed = execFileSync('taskset', ['-cp', String(process.pid)], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
+      .split(':')
+      .pop()!
+      .trim();
   } catch {
-    return null;
+    return null; // no taskset
   }
-  // taskset numbers the CPUs this process may use; take them from its mask
-  const allowed = execFileSync('taskset', ['-cp', String(process.pid)], {
-    encoding: 'utf8',
-  })
-    .split(':')
-    .pop()!
-    .trim();
   const list = expand(allowed);
   if (list.length < 2) return null;
   return {
