@@ -586,6 +586,28 @@ describe('token endpoint', () => {
     expect(res.json().error).toBe('invalid_grant');
   });
 
+  it('lists every access and refresh token it issued, for secret scans', async () => {
+    const code = await getCode(emulator, DEMO_USERS.jane);
+    const first = (
+      await postToken(emulator, exchange(code), { authorization: BASIC })
+    ).json();
+    const second = (
+      await postToken(
+        emulator,
+        { grant_type: 'refresh_token', refresh_token: first.refresh_token },
+        { authorization: BASIC },
+      )
+    ).json();
+    expect(emulator.issuedTokens().sort()).toEqual(
+      [
+        first.access_token,
+        first.refresh_token,
+        second.access_token,
+        second.refresh_token,
+      ].sort(),
+    );
+  });
+
   it('answers scopes instead of scope with legacyScopesField', async () => {
     await emulator.close();
     emulator = await startEmulator({ legacyScopesField: true });

@@ -356,6 +356,19 @@ describe('REST API', () => {
       expect(owner.json()).toEqual({
         type: 'workspace_membership',
         permission: 'owner',
+        user: {
+          type: 'user',
+          uuid: '{3f1c2a8e-5b7d-4e29-9a61-0c4d8b2e7f15}',
+          account_id: '557058:6d2b9f4e-1a3c-4b8e-9f70-2e5a1c8d4b36',
+          nickname: 'jdoe',
+          display_name: 'Jane Doe',
+        },
+        workspace: {
+          type: 'workspace',
+          uuid: '{0e6a3d1f-8c52-4b97-a4e0-7f2b9c5d1e83}',
+          slug: 'acme',
+          name: 'ACME Corp',
+        },
       });
       const member = await getApi(
         emulator,
@@ -363,6 +376,15 @@ describe('REST API', () => {
         janeToken,
       );
       expect(member.json().permission).toBe('member');
+      // {workspace} is the slug or the braced uuid, in any letter case
+      const byUuid = await getApi(
+        emulator,
+        `/2.0/user/workspaces/${encodeURIComponent(
+          '{5C9D2E7B-1F4A-4C63-9E08-B3A6D1F7C245}',
+        )}/permission`,
+        janeToken,
+      );
+      expect(byUuid.json().workspace.slug).toBe('platform');
       const carol = (await signIn(emulator, DEMO_USERS.carol)).access_token;
       const collaborator = await getApi(
         emulator,

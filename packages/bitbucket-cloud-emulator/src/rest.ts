@@ -157,9 +157,23 @@ export function handleRest(
           );
           return;
         }
+        // a workspace_membership, as /2.0/workspaces/{ws}/members/{member} answers it
         sendJson(e, 200, {
           type: 'workspace_membership',
           permission: membership.role,
+          user: {
+            type: 'user',
+            uuid: u.uuid,
+            account_id: u.accountId,
+            nickname: u.nickname,
+            display_name: u.displayName,
+          },
+          workspace: {
+            type: 'workspace',
+            uuid: workspaceUuid(membership),
+            slug: membership.slug,
+            name: membership.name ?? membership.slug,
+          },
         });
       },
     },

@@ -87,6 +87,8 @@ export interface BitbucketCloudEmulator {
   expireAccessTokens(): void;
   /** Every refresh token issued so far is now invalid. */
   revokeRefreshTokens(): void;
+  /** Every access and refresh token issued so far, for secret scans. */
+  issuedTokens(): string[];
   /** Stops listening and drops every open connection, hung ones included. */
   close(): Promise<void>;
 }
@@ -264,6 +266,7 @@ export async function startEmulator(
     removeUser: uuid => state.removeUser(uuid),
     expireAccessTokens: () => state.expireAccessTokens(),
     revokeRefreshTokens: () => state.revokeRefreshTokens(),
+    issuedTokens: () => state.issuedTokens(),
     close() {
       if (!closing) {
         closing = new Promise<void>(resolve => {

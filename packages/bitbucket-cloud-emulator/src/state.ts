@@ -78,6 +78,8 @@ export class EmulatorState {
   private readonly codes = new Map<string, CodeRecord>();
   private readonly accessTokens = new Map<string, AccessTokenRecord>();
   private readonly refreshTokens = new Map<string, RefreshTokenRecord>();
+  /** Every token ever issued, for tests that scan logs for secrets. */
+  private readonly issued = new Set<string>();
   private readonly now: () => number;
 
   constructor(
@@ -294,9 +296,15 @@ export class EmulatorState {
     this.refreshTokens.clear();
   }
 
+  /** Every access and refresh token issued so far, live or not. */
+  issuedTokens(): string[] {
+    return [...this.issued];
+  }
+
   private issueTokens(grant: Grant, refreshScopes?: string[]): IssuedTokens {
     const access = this.issueAccessToken(grant);
     const refreshToken = randomToken(24);
+    this.issued.add(refreshToken);
     this.refreshTokens.set(refreshToken, {
       clientId: grant.clientId,
       userUuid: grant.userUuid,
@@ -308,6 +316,7 @@ export class EmulatorState {
 
   private issueAccessToken(grant: Grant): Omit<IssuedTokens, 'refreshToken'> {
     const accessToken = randomToken(48);
+    this.issued.add(accessToken);
     const expiresIn = this.options.accessTokenTtlSeconds;
     this.accessTokens.set(accessToken, {
       clientId: grant.clientId,
