@@ -40,13 +40,27 @@ export interface Config {
           /** Milliseconds before a call to Bitbucket is abandoned. Default 10000. */
           requestTimeout?: number;
           /**
-           * Workspace slugs whose members may sign in (case-insensitive).
-           * Needs the consumer permission Workspace membership: Read.
+           * Milliseconds for all the Bitbucket calls of one sign-in or
+           * refresh together (pages and a 429's wait included). Default 30000.
+           */
+          signInTimeout?: number;
+          /**
+           * Workspaces whose members may sign in: braced uuids such as
+           * `'{0e6a3d1f-…}'` (recommended: they survive renames) or slugs
+           * (case-insensitive). Needs the consumer permission Workspace
+           * membership: Read.
            */
           allowedWorkspaces?: string[];
-          /** The least role required in one of the allowed workspaces. */
+          /**
+           * The least role required in one of the allowed workspaces.
+           * Default `member`: repository collaborators are refused.
+           */
           minimumWorkspaceRole?: 'collaborator' | 'member' | 'owner';
-          /** Adds `group:<namespace>/<prefix><slug>` ownership per workspace. */
+          /**
+           * Adds `group:<namespace>/<prefix><slug>` ownership for each
+           * allowed workspace where the user is at least a member. Needs
+           * `allowedWorkspaces`.
+           */
           workspaceOwnership?: {
             enabled?: boolean;
             /** Default `default`. */
@@ -55,10 +69,27 @@ export interface Config {
             prefix?: string;
           };
           /**
-           * How long a fetched profile serves refreshes without REST calls,
-           * e.g. `15m`; `0` disables. Default 15 minutes.
+           * How long a refresh trusts the last workspace check, e.g. `15m`;
+           * `0` turns the profile cache off. Default 15 minutes.
            */
           profileCacheTtl?: HumanDuration | string | number;
+          /**
+           * How long a refresh trusts the last `/2.0/user` and
+           * `/2.0/user/emails`, e.g. `4h`; at least `profileCacheTtl`.
+           * Default 4 hours.
+           */
+          identityCacheTtl?: HumanDuration | string | number;
+          /**
+           * How long a rotated refresh token still gets the session it
+           * rotated to (concurrent tabs, replicas, lost answers), e.g. `60s`;
+           * `0` turns it off; at most 10 minutes. Default 60 seconds.
+           */
+          refreshGracePeriod?: HumanDuration | string | number;
+          /**
+           * Sign-ins of one account per hour before its next ones reuse its
+           * profile after `GET /2.0/user`; `0` turns the bound off. Default 5.
+           */
+          accountSignInsPerHour?: number;
           /** Sign-in resolvers, tried in order. */
           signIn?: {
             resolvers: Array<
@@ -81,7 +112,8 @@ export interface Config {
                 }
               | {
                   resolver: 'emailLocalPartMatchingUserEntityName';
-                  allowedDomains?: string[];
+                  /** Required: the email domains your organisation owns. */
+                  allowedDomains: string[];
                   dangerouslyAllowSignInWithoutUserInCatalog?: boolean;
                 }
             >;

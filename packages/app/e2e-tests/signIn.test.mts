@@ -74,7 +74,7 @@ describe('Sign in with Bitbucket', () => {
       'the avatar from links.avatar.href loaded',
     );
     await expect(page.getByText('Ownership Entities')).toBeVisible();
-    // workspaceOwnership (app-config.emulator.yaml): Jane is in the acme workspace
+    // Jane's memberOf (examples/org.yaml): she owns what group:default/acme owns
     await expect(page.getByText('ACME Corp')).toBeVisible();
     await page.screenshot({ path: join(SHOTS, 'signed-in-settings.png') });
 

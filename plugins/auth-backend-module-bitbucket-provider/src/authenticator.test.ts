@@ -434,7 +434,7 @@ describe('workspace access control, ownership and the rate budget', () => {
     const message = await world.signIn(JANE.uuid);
     expect(message.error).toEqual({
       name: 'NotAllowedError',
-      message: `Your Bitbucket account Jane Doe (${JANE.uuid}) is not a member of a workspace allowed to sign in to this portal (allowed: acme, platform). Ask an admin of one of these workspaces to add you, or sign in with another Bitbucket account.`,
+      message: `Your Bitbucket account Jane Doe (${JANE.uuid}) is not a member of a Bitbucket workspace that may sign in to this portal. Ask your Backstage admin which workspace to join, or sign in with another Bitbucket account.`,
     });
     expect(
       world.logs.find(l => l.message === 'Bitbucket sign-in decision')?.meta,
@@ -443,6 +443,8 @@ describe('workspace access control, ownership and the rate budget', () => {
         providerUser: JANE.uuid,
         workspaceCheck: 'refused',
         outcome: 'refused',
+        reason:
+          'not a member of any allowed workspace (allowed: acme, platform; member of: elsewhere)',
       }),
     );
   });
@@ -459,7 +461,7 @@ describe('workspace access control, ownership and the rate budget', () => {
     const message = await world.signIn(JANE.uuid);
     expect(message.error).toEqual({
       name: 'NotAllowedError',
-      message: `Your Bitbucket account Jane Doe (${JANE.uuid}) has the role acme: collaborator, but this portal requires at least 'member' in one of: acme. Ask a workspace admin for a higher role.`,
+      message: `Your Bitbucket account Jane Doe (${JANE.uuid}) has the role 'collaborator' in the workspace 'acme', and this portal needs at least the role 'member' there. Ask an admin of 'acme' to make you a member, or sign in with another Bitbucket account.`,
     });
   });
 
@@ -508,7 +510,7 @@ describe('workspace access control, ownership and the rate budget', () => {
     const refused = await world.refresh();
     expect(refused.status).toBe(401);
     expect(refused.body.error.message).toBe(
-      `Refresh failed; caused by NotAllowedError: Your Bitbucket account Jane Doe (${JANE.uuid}) is not a member of a workspace allowed to sign in to this portal (allowed: acme). Ask an admin of one of these workspaces to add you, or sign in with another Bitbucket account.`,
+      `Refresh failed; caused by NotAllowedError: Your Bitbucket account Jane Doe (${JANE.uuid}) is not a member of a Bitbucket workspace that may sign in to this portal. Ask your Backstage admin which workspace to join, or sign in with another Bitbucket account.`,
     );
   });
 

@@ -13,19 +13,20 @@ import {
   BitbucketProviderSettings,
   readBitbucketProviderSettings,
 } from './config';
+import { Deadline } from './deadline';
 import { authorizeCallbackError } from './errors';
 import { BitbucketProfile } from './profile';
 import { ProfileCache } from './profileCache';
+import { ProfileSource } from './profileSource';
 import { RateBudget } from './rateBudget';
 import { BitbucketTokenClient, BitbucketTokenResponse } from './token';
-import { checkWorkspaceAccess } from './workspaces';
 
 /** What `initialize` builds once per environment. */
 interface BitbucketAuthenticatorContext {
   settings: BitbucketProviderSettings;
   strategy: OAuth2Strategy;
   tokenClient: BitbucketTokenClient;
-  client: BitbucketClient;
+  profiles: ProfileSource;
   cache: ProfileCache;
 }
 
@@ -60,7 +61,6 @@ function toSession(
 function createStrategy(
   settings: ReturnType<typeof readBitbucketProviderSettings>,
   callbackUrl: string,
-  tokenClient: BitbucketTokenClient,
 ): OAuth2Strategy {
   const strategy = new OAuth2Strategy(
     {
@@ -81,24 +81,6 @@ function createStrategy(
       done: (err: unknown, user?: BitbucketTokenResponse) => void,
     ) => done(undefined, token),
   );
-  // passport-oauth2 runs the callback (state, ?error=, code) and exchanges
-  // the code through node-oauth, which has no timeout and reads only `scope`.
-  // Its exchange is routed through BitbucketTokenClient instead.
-  (strategy as any)._oauth2.getOAuthAccessToken = (
-    code: string,
-    params: { redirect_uri?: string },
-    callback: (
-      err: unknown,
-      accessToken?: string,
-      refreshToken?: string,
-      result?: BitbucketTokenResponse,
-    ) => void,
-  ) => {
-    tokenClient.exchangeCode(code, params?.redirect_uri).then(
-      token => callback(null, token.accessToken, token.refreshToken, token),
-      error => callback(error),
-    );
-  };
   return strategy;
 }
 
@@ -123,13 +105,37 @@ function runStart(
   });
 }
 
-/** Runs the strategy's callback step: `?code=` → token, or `?error=` → error. */
+/**
+ * Runs the strategy's callback step: `?code=` → token, or `?error=` → error.
+ * passport-oauth2 checks the callback (`?error=`, a missing code) and would
+ * exchange the code through node-oauth, which has no timeout and reads only
+ * `scope`: the exchange goes through {@link BitbucketTokenClient} instead,
+ * within the sign-in's deadline.
+ */
 function runCallback(
   strategy: OAuth2Strategy,
   req: Request,
+  tokenClient: BitbucketTokenClient,
+  deadline: Deadline,
 ): Promise<BitbucketTokenResponse> {
   return new Promise((resolve, reject) => {
     const run = Object.create(strategy);
+    run._oauth2 = Object.create((strategy as any)._oauth2);
+    run._oauth2.getOAuthAccessToken = (
+      code: string,
+      params: { redirect_uri?: string },
+      callback: (
+        err: unknown,
+        accessToken?: string,
+        refreshToken?: string,
+        result?: BitbucketTokenResponse,
+      ) => void,
+    ) => {
+      tokenClient.exchangeCode(code, params?.redirect_uri, deadline).then(
+        token => callback(null, token.accessToken, token.refreshToken, token),
+        error => callback(error),
+      );
+    };
     run.success = (token: BitbucketTokenResponse) => resolve(token);
     // passport-oauth2 calls fail() for ?error=access_denied
     run.fail = (info?: { message?: string }) =>
@@ -152,44 +158,6 @@ function runCallback(
       );
     run.authenticate(req, {});
   });
-}
-
-/** Fetches the profile this environment needs and applies the workspace check. */
-async function fetchCheckedProfile(
-  ctx: BitbucketAuthenticatorContext,
-  accessToken: string,
-  logger: LoggerService | undefined,
-  step: 'sign-in' | 'refresh',
-): Promise<BitbucketProfile> {
-  const { workspaces, needsWorkspaces } = ctx.settings;
-  const profile = await ctx.client.fetchProfile(accessToken, {
-    workspaces: needsWorkspaces,
-    permissionsFor: workspaces.minimumRole ? workspaces.allowed : undefined,
-  });
-  checkAndAudit(profile, ctx, logger, step);
-  return profile;
-}
-
-function checkAndAudit(
-  profile: BitbucketProfile,
-  ctx: BitbucketAuthenticatorContext,
-  logger: LoggerService | undefined,
-  step: 'sign-in' | 'refresh',
-) {
-  try {
-    checkWorkspaceAccess(profile, ctx.settings.workspaces);
-  } catch (error) {
-    logger?.info('Bitbucket sign-in decision', {
-      step,
-      providerUser: profile.uuid,
-      accountId: profile.accountId,
-      resolver: 'none (refused before the catalog)',
-      workspaceCheck: 'refused',
-      outcome: 'refused',
-      reason: (error as Error).message,
-    });
-    throw error;
-  }
 }
 
 /**
@@ -226,16 +194,17 @@ export function createBitbucketAuthenticator(
         clientSecret: settings.clientSecret,
         timeoutMs: settings.requestTimeoutMs,
       });
+      const client = new BitbucketClient({
+        apiBaseUrl: settings.apiBaseUrl,
+        timeoutMs: settings.requestTimeoutMs,
+        budget: new RateBudget(settings.clientId, logger),
+        sequential: options.sequentialProfileFetch,
+      });
       return {
         settings,
         tokenClient,
-        strategy: createStrategy(settings, callbackUrl, tokenClient),
-        client: new BitbucketClient({
-          apiBaseUrl: settings.apiBaseUrl,
-          timeoutMs: settings.requestTimeoutMs,
-          budget: new RateBudget(settings.clientId, logger),
-          sequential: options.sequentialProfileFetch,
-        }),
+        strategy: createStrategy(settings, callbackUrl),
+        profiles: new ProfileSource({ client, settings, logger }),
         cache: new ProfileCache(
           cache,
           settings.clientId,
@@ -253,40 +222,50 @@ export function createBitbucketAuthenticator(
       input,
       ctx,
     ): Promise<OAuthAuthenticatorResult<BitbucketProfile>> {
-      const token = await runCallback(ctx.strategy, input.req);
-      const fullProfile = await fetchCheckedProfile(
-        ctx,
+      const deadline = new Deadline(ctx.settings.signInTimeoutMs);
+      const token = await runCallback(
+        ctx.strategy,
+        input.req,
+        ctx.tokenClient,
+        deadline,
+      );
+      const fullProfile = await ctx.profiles.forSignIn(
         token.accessToken,
-        logger,
-        'sign-in',
+        deadline,
       );
       const session = toSession(token);
-      await ctx.cache.put(session.refreshToken, fullProfile);
+      await ctx.cache.put(
+        session.refreshToken,
+        fullProfile,
+        ctx.profiles.fingerprint,
+      );
       return { fullProfile, session };
     },
     async refresh(
       input,
       ctx,
     ): Promise<OAuthAuthenticatorResult<BitbucketProfile>> {
+      const deadline = new Deadline(ctx.settings.signInTimeoutMs);
       const [token, cached] = await Promise.all([
-        ctx.tokenClient.refresh(input.refreshToken, input.scope),
-        ctx.cache.get(input.refreshToken),
+        ctx.tokenClient.refresh(input.refreshToken, input.scope, deadline),
+        ctx.cache.get(input.refreshToken, ctx.profiles.fingerprint),
       ]);
       const session = toSession(token, input.refreshToken);
       if (cached) {
-        // within profileCacheTtl: no REST call, but the (possibly changed)
-        // workspace config still applies
-        checkAndAudit(cached.profile, ctx, logger, 'refresh');
+        ctx.profiles.check(cached.profile, 'refresh');
         await ctx.cache.move(input.refreshToken, session.refreshToken, cached);
         return { fullProfile: cached.profile, session };
       }
-      const fullProfile = await fetchCheckedProfile(
-        ctx,
+      const fullProfile = await ctx.profiles.full(
         token.accessToken,
-        logger,
+        deadline,
         'refresh',
       );
-      await ctx.cache.put(session.refreshToken, fullProfile);
+      await ctx.cache.put(
+        session.refreshToken,
+        fullProfile,
+        ctx.profiles.fingerprint,
+      );
       return { fullProfile, session };
     },
   });

@@ -238,3 +238,48 @@ describe('BitbucketClient transport', () => {
     });
   });
 });
+
+describe('answer size', () => {
+  let server: Server;
+  afterEach(() => new Promise(r => server.close(r)));
+
+  it.each([
+    ['with a Content-Length', true],
+    ['streamed without one', false],
+  ])(
+    'drops an answer larger than 1 MiB (%s), naming the setting to check',
+    async (_, withLength) => {
+      let written = 0;
+      server = createServer((_req, res) => {
+        const chunk = Buffer.alloc(64 * 1024, 'a');
+        const total = 2 * 1024 * 1024;
+        res.writeHead(200, {
+          'Content-Type': 'application/json',
+          ...(withLength ? { 'Content-Length': String(total) } : {}),
+        });
+        const pump = (): void => {
+          while (written < total) {
+            written += chunk.length;
+            if (!res.write(chunk)) {
+              res.once('drain', pump);
+              return;
+            }
+          }
+          res.end();
+        };
+        pump();
+      });
+      await new Promise<void>(r => server.listen(0, '127.0.0.1', r));
+      const apiBaseUrl = `http://127.0.0.1:${
+        (server.address() as AddressInfo).port
+      }/2.0`;
+      const client = new BitbucketClient({ apiBaseUrl, timeoutMs: 5000 });
+      await expect(client.getCurrentUser('tok')).rejects.toMatchObject({
+        name: 'ServiceUnavailableError',
+        message:
+          "Bitbucket's answer to GET /2.0/user is larger than 1048576 bytes, the most this module reads. Try again later; if it persists, check that apiBaseUrl points at the Bitbucket REST API (…/2.0).",
+      });
+      server.closeAllConnections();
+    },
+  );
+});

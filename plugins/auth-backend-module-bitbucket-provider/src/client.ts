@@ -1,4 +1,11 @@
-import { invalidJsonError, restError, transportError } from './errors';
+import { AllowedWorkspace } from './config';
+import { Deadline } from './deadline';
+import {
+  deadlineError,
+  invalidJsonError,
+  restError,
+  transportError,
+} from './errors';
 import { HttpAnswer, httpRequest } from './http';
 import {
   BitbucketEmail,
@@ -9,6 +16,7 @@ import {
   toBitbucketWorkspace,
 } from './profile';
 import { RateBudget } from './rateBudget';
+import { mergePermissions, WorkspacePermission } from './workspaces';
 
 /** Bitbucket caps `pagelen` at 100; a bound on pages keeps a bad `next` from looping. */
 const PAGELEN = 100;
@@ -32,10 +40,13 @@ export interface BitbucketClientOptions {
 
 /** What a profile fetch includes besides the user and emails. */
 export interface ProfileFetchOptions {
-  /** Also `GET /2.0/user/workspaces` (all pages). */
-  workspaces?: boolean;
-  /** Also `GET /2.0/user/workspaces/{slug}/permission` for these slugs. */
-  permissionsFor?: string[];
+  /**
+   * Also `GET /2.0/user/workspaces` (all pages) and
+   * `GET /2.0/user/workspaces/{workspace}/permission` for each entry.
+   */
+  allowed?: AllowedWorkspace[];
+  /** The body of `GET /2.0/user` when the caller fetched it already. */
+  user?: unknown;
 }
 
 /**
@@ -59,54 +70,82 @@ export class BitbucketClient {
   }
 
   /**
-   * The user, their email addresses and, when asked, their workspaces and
-   * roles. The calls are independent and made in parallel, so a sign-in
-   * waits one round trip for all of them.
+   * The user, their email addresses and, with an allow-list, their
+   * workspaces and their role in each allowed one. The calls are
+   * independent and made in parallel, so a sign-in waits one round trip for
+   * all of them.
    */
   async fetchProfile(
     accessToken: string,
     options: ProfileFetchOptions = {},
+    deadline?: Deadline,
   ): Promise<BitbucketProfile> {
+    const { allowed } = options;
     const tasks: Array<() => Promise<unknown>> = [
-      () => this.getCurrentUser(accessToken),
-      () => this.listEmails(accessToken),
+      () =>
+        'user' in options
+          ? Promise.resolve(options.user)
+          : this.getCurrentUser(accessToken, deadline),
+      () => this.listEmails(accessToken, deadline),
     ];
-    if (options.workspaces) {
-      tasks.push(() => this.listWorkspaces(accessToken));
+    if (allowed) {
+      tasks.push(() => this.listWorkspaces(accessToken, deadline));
+      for (const entry of allowed) {
+        tasks.push(() =>
+          this.getWorkspacePermission(accessToken, entry, deadline),
+        );
+      }
     }
-    for (const slug of options.permissionsFor ?? []) {
-      tasks.push(() => this.getWorkspacePermission(accessToken, slug));
-    }
-    const results: unknown[] = [];
-    if (this.#sequential) {
-      for (const task of tasks) results.push(await task());
-    } else {
-      results.push(...(await Promise.all(tasks.map(task => task()))));
-    }
-    const [user, emails, ...rest] = results;
+    const [user, emails, workspaces, ...answers] = await this.#run(tasks);
     const profile = toBitbucketProfile(user, emails as BitbucketEmail[]);
-    if (options.workspaces) {
-      const workspaces = rest.shift() as BitbucketWorkspace[];
-      const permissions = new Map(
-        (options.permissionsFor ?? []).map((slug, i) => [
-          slug.toLowerCase(),
-          rest[i] as string | undefined,
-        ]),
+    if (allowed) {
+      profile.workspaces = mergePermissions(
+        workspaces as BitbucketWorkspace[],
+        allowed,
+        answers as WorkspacePermission[],
       );
-      profile.workspaces = workspaces.map(w => ({
-        ...w,
-        permission: permissions.get(w.slug.toLowerCase()),
-      }));
     }
     return profile;
+  }
+
+  /**
+   * The workspace check alone: the user's role in each allowed workspace,
+   * merged into the workspaces known from the last full fetch. One call per
+   * entry, in parallel.
+   */
+  async fetchMembership(
+    accessToken: string,
+    allowed: AllowedWorkspace[],
+    known: BitbucketWorkspace[],
+    deadline?: Deadline,
+  ): Promise<BitbucketWorkspace[]> {
+    const answers = (await this.#run(
+      allowed.map(
+        entry => () =>
+          this.getWorkspacePermission(accessToken, entry, deadline),
+      ),
+    )) as WorkspacePermission[];
+    return mergePermissions(known, allowed, answers);
+  }
+
+  async #run(tasks: Array<() => Promise<unknown>>): Promise<unknown[]> {
+    if (!this.#sequential) return Promise.all(tasks.map(task => task()));
+    const results: unknown[] = [];
+    for (const task of tasks) results.push(await task());
+    return results;
   }
 
   /**
    * GET /2.0/user (scope `account`).
    * https://developer.atlassian.com/cloud/bitbucket/rest/api-group-users/#api-user-get
    */
-  async getCurrentUser(accessToken: string): Promise<unknown> {
-    return (await this.#getJson(`${this.#apiBaseUrl}/user`, accessToken)).body;
+  async getCurrentUser(
+    accessToken: string,
+    deadline?: Deadline,
+  ): Promise<unknown> {
+    return (
+      await this.#getJson(`${this.#apiBaseUrl}/user`, accessToken, deadline)
+    ).body;
   }
 
   /**
@@ -114,10 +153,14 @@ export class BitbucketClient {
    * confirmed and unconfirmed addresses alike.
    * https://developer.atlassian.com/cloud/bitbucket/rest/api-group-users/#api-user-emails-get
    */
-  async listEmails(accessToken: string): Promise<BitbucketEmail[]> {
+  async listEmails(
+    accessToken: string,
+    deadline?: Deadline,
+  ): Promise<BitbucketEmail[]> {
     const values = await this.#getAllPages(
       `${this.#apiBaseUrl}/user/emails?pagelen=${PAGELEN}`,
       accessToken,
+      deadline,
     );
     return values
       .map(toBitbucketEmail)
@@ -130,10 +173,14 @@ export class BitbucketClient {
    * /2.0/user/permissions/workspaces (CHANGE-2770).
    * https://developer.atlassian.com/cloud/bitbucket/rest/api-group-workspaces/#api-user-workspaces-get
    */
-  async listWorkspaces(accessToken: string): Promise<BitbucketWorkspace[]> {
+  async listWorkspaces(
+    accessToken: string,
+    deadline?: Deadline,
+  ): Promise<BitbucketWorkspace[]> {
     const values = await this.#getAllPages(
       `${this.#apiBaseUrl}/user/workspaces?pagelen=${PAGELEN}`,
       accessToken,
+      deadline,
     );
     return values
       .map(toBitbucketWorkspace)
@@ -141,37 +188,46 @@ export class BitbucketClient {
   }
 
   /**
-   * GET /2.0/user/workspaces/{slug}/permission: the caller's role in one
-   * workspace; undefined when they are not a member (404 or 403).
+   * GET /2.0/user/workspaces/{workspace}/permission: the caller's role in one
+   * workspace, named by slug or by braced uuid; no role when they are not a
+   * member (404 or 403).
    * https://developer.atlassian.com/cloud/bitbucket/rest/api-group-workspaces/#api-user-workspaces-workspace-permission-get
    */
   async getWorkspacePermission(
     accessToken: string,
-    slug: string,
-  ): Promise<string | undefined> {
+    entry: AllowedWorkspace,
+    deadline?: Deadline,
+  ): Promise<WorkspacePermission> {
+    const id = entry.kind === 'slug' ? entry.slug : entry.uuid;
     const { body } = await this.#getJson(
       `${this.#apiBaseUrl}/user/workspaces/${encodeURIComponent(
-        slug,
+        id,
       )}/permission`,
       accessToken,
+      deadline,
       [403, 404],
     );
-    const permission = (body as Record<string, unknown> | undefined)
-      ?.permission;
-    return typeof permission === 'string' ? permission : undefined;
+    const b = body as Record<string, any> | undefined;
+    const str = (v: unknown) =>
+      typeof v === 'string' && v !== '' ? v : undefined;
+    return {
+      role: str(b?.permission),
+      workspace: b?.workspace
+        ? { slug: str(b.workspace.slug), uuid: str(b.workspace.uuid) }
+        : undefined,
+    };
   }
 
   async #getAllPages(
     firstUrl: string,
     accessToken: string,
+    deadline: Deadline | undefined,
   ): Promise<unknown[]> {
     const values: unknown[] = [];
     let url: string | undefined = firstUrl;
     for (let page = 0; url && page < MAX_PAGES; page++) {
-      const body = (await this.#getJson(url, accessToken)).body as Record<
-        string,
-        unknown
-      >;
+      const body = (await this.#getJson(url, accessToken, deadline))
+        .body as Record<string, unknown>;
       if (Array.isArray(body?.values)) values.push(...body.values);
       url = this.#checkedNext(body?.next);
     }
@@ -193,16 +249,22 @@ export class BitbucketClient {
   }
 
   /**
-   * One GET with a timeout; a 429 is retried once after `Retry-After` when
-   * that is short. Statuses in `absent` answer `{ body: undefined }`.
+   * One GET with a timeout (`requestTimeout`, or less when the sign-in's
+   * deadline is nearer); a 429 is retried once after `Retry-After` when
+   * that is short and ends before the deadline. Statuses in `absent`
+   * answer `{ body: undefined }`.
    */
   async #getJson(
     url: string,
     accessToken: string,
+    deadline: Deadline | undefined,
     absent: number[] = [],
   ): Promise<{ body: unknown }> {
     const endpoint = `GET ${new URL(url).pathname}`;
     for (let attempt = 0; ; attempt++) {
+      if (deadline?.expired()) throw deadlineError(endpoint, deadline.totalMs);
+      const timeoutMs =
+        deadline?.callTimeout(this.#timeoutMs) ?? this.#timeoutMs;
       let res: HttpAnswer;
       try {
         res = await httpRequest(url, {
@@ -210,16 +272,23 @@ export class BitbucketClient {
             Authorization: `Bearer ${accessToken}`,
             Accept: 'application/json',
           },
-          timeoutMs: this.#timeoutMs,
+          timeoutMs,
         });
       } catch (error) {
         this.#budget?.record(0);
-        throw transportError(endpoint, this.#origin, error, this.#timeoutMs);
+        throw transportError(
+          endpoint,
+          this.#origin,
+          error,
+          this.#timeoutMs,
+          deadline,
+        );
       }
       this.#budget?.record(res.status, res);
       if (res.status === 429 && attempt === 0) {
         const waitMs = retryAfterMs(res.header('retry-after'));
-        if (waitMs <= MAX_RETRY_WAIT_MS) {
+        const left = deadline?.remaining() ?? Infinity;
+        if (waitMs <= MAX_RETRY_WAIT_MS && waitMs < left) {
           await new Promise(r => setTimeout(r, waitMs));
           continue;
         }

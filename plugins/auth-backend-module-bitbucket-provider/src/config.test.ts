@@ -21,6 +21,10 @@ describe('readBitbucketProviderSettings', () => {
         ownership: { enabled: false, namespace: 'default', prefix: '' },
       },
       profileCacheTtlMs: 900000,
+      identityCacheTtlMs: 4 * 3600 * 1000,
+      refreshGracePeriodMs: 60000,
+      signInTimeoutMs: 30000,
+      accountSignInsPerHour: 5,
       needsWorkspaces: false,
     });
   });
@@ -43,6 +47,10 @@ describe('readBitbucketProviderSettings', () => {
       requestTimeoutMs: 2500,
       workspaces: expect.any(Object),
       profileCacheTtlMs: 900000,
+      identityCacheTtlMs: 4 * 3600 * 1000,
+      refreshGracePeriodMs: 60000,
+      signInTimeoutMs: 30000,
+      accountSignInsPerHour: 5,
       needsWorkspaces: false,
     });
   });
@@ -96,7 +104,7 @@ describe('readBitbucketProviderSettings', () => {
     expect(() =>
       read({ clientId: 'key', clientSecret: 'secret', clientSecet: 'x' }),
     ).toThrow(
-      "Unknown config key 'auth.providers.bitbucket.development.clientSecet' (did you mean 'clientSecret'?). The Bitbucket provider reads only: clientId, clientSecret, callbackUrl, additionalScopes, sessionDuration, signIn, baseUrl, apiBaseUrl, requestTimeout, allowedWorkspaces, minimumWorkspaceRole, workspaceOwnership, profileCacheTtl. Fix or remove the key so that no setting is silently ignored.",
+      "Unknown config key 'auth.providers.bitbucket.development.clientSecet' (did you mean 'clientSecret'?). The Bitbucket provider reads only: clientId, clientSecret, callbackUrl, additionalScopes, sessionDuration, signIn, baseUrl, apiBaseUrl, requestTimeout, allowedWorkspaces, minimumWorkspaceRole, workspaceOwnership, profileCacheTtl, identityCacheTtl, refreshGracePeriod, signInTimeout, accountSignInsPerHour. Fix or remove the key so that no setting is silently ignored.",
     );
   });
 
@@ -123,8 +131,13 @@ describe('workspace and cache settings', () => {
   it('reads allowedWorkspaces, the minimum role and ownership', () => {
     const settings = read({
       ...base,
-      allowedWorkspaces: ['ACME', 'platform', 'acme'],
-      minimumWorkspaceRole: 'member',
+      allowedWorkspaces: [
+        'ACME',
+        'platform',
+        'acme',
+        '{0E6A3D1F-8C52-4B97-A4E0-7F2B9C5D1E83}',
+      ],
+      minimumWorkspaceRole: 'owner',
       workspaceOwnership: {
         enabled: true,
         namespace: 'bitbucket',
@@ -133,12 +146,47 @@ describe('workspace and cache settings', () => {
       profileCacheTtl: { minutes: 5 },
     });
     expect(settings.workspaces).toEqual({
-      allowed: ['acme', 'platform'],
-      minimumRole: 'member',
+      allowed: [
+        { kind: 'slug', slug: 'acme' },
+        { kind: 'slug', slug: 'platform' },
+        { kind: 'uuid', uuid: '{0e6a3d1f-8c52-4b97-a4e0-7f2b9c5d1e83}' },
+      ],
+      minimumRole: 'owner',
       ownership: { enabled: true, namespace: 'bitbucket', prefix: 'ws-' },
     });
     expect(settings.profileCacheTtlMs).toBe(300000);
     expect(settings.needsWorkspaces).toBe(true);
+  });
+
+  it('the least role is member with an allow-list, and none without', () => {
+    expect(read({ ...base, allowedWorkspaces: ['acme'] }).workspaces).toEqual({
+      allowed: [{ kind: 'slug', slug: 'acme' }],
+      minimumRole: 'member',
+      ownership: { enabled: false, namespace: 'default', prefix: '' },
+    });
+    expect(read(base).workspaces.minimumRole).toBeUndefined();
+  });
+
+  it('reads the session settings', () => {
+    const settings = read({
+      ...base,
+      profileCacheTtl: '10m',
+      identityCacheTtl: { hours: 8 },
+      refreshGracePeriod: '30s',
+      signInTimeout: 5000,
+      accountSignInsPerHour: 0,
+    });
+    expect(settings).toMatchObject({
+      profileCacheTtlMs: 600000,
+      identityCacheTtlMs: 8 * 3600 * 1000,
+      refreshGracePeriodMs: 30000,
+      signInTimeoutMs: 5000,
+      accountSignInsPerHour: 0,
+    });
+    // the identity is kept at least as long as the workspace check
+    expect(read({ ...base, profileCacheTtl: '6h' }).identityCacheTtlMs).toBe(
+      6 * 3600 * 1000,
+    );
   });
 
   it.each([
@@ -154,7 +202,31 @@ describe('workspace and cache settings', () => {
   it.each([
     [
       { allowedWorkspaces: 'acme' },
-      "Invalid config value at 'auth.providers.bitbucket.development.allowedWorkspaces': expected a non-empty list of workspace slugs (the part after bitbucket.org/ in the workspace URL), e.g. [acme, acme-contractors].",
+      "Invalid config value at 'auth.providers.bitbucket.development.allowedWorkspaces': expected a non-empty list of workspace uuids with their braces (recommended: they never change), or slugs (the part after bitbucket.org/ in the workspace URL), e.g. ['{0e6a3d1f-8c52-4b97-a4e0-7f2b9c5d1e83}', acme-contractors].",
+    ],
+    [
+      { allowedWorkspaces: ['0e6a3d1f-8c52-4b97-a4e0-7f2b9c5d1e83'] },
+      "Invalid config value at 'auth.providers.bitbucket.development.allowedWorkspaces': expected a non-empty list of workspace uuids with their braces",
+    ],
+    [
+      { workspaceOwnership: { enabled: true } },
+      "Config value at 'auth.providers.bitbucket.development.workspaceOwnership' needs 'auth.providers.bitbucket.development.allowedWorkspaces': anyone can create a Bitbucket workspace with a free slug such as 'platform', so ownership is granted only for the workspaces you list there.",
+    ],
+    [
+      { identityCacheTtl: '1m' },
+      "Invalid config value at 'auth.providers.bitbucket.development.identityCacheTtl': it must be at least profileCacheTtl (900 s), since the workspace check re-reads only the workspace roles.",
+    ],
+    [
+      { refreshGracePeriod: '1h' },
+      "Invalid config value at 'auth.providers.bitbucket.development.refreshGracePeriod': at most 10 minutes; the period bounds how long a used refresh token can still be replayed.",
+    ],
+    [
+      { signInTimeout: -1 },
+      "Invalid config value at 'auth.providers.bitbucket.development.signInTimeout': expected a positive number of milliseconds, e.g. 30000.",
+    ],
+    [
+      { accountSignInsPerHour: 2.5 },
+      "Invalid config value at 'auth.providers.bitbucket.development.accountSignInsPerHour': expected a whole number >= 0 (0 turns the limit off), e.g. 5.",
     ],
     [
       { allowedWorkspaces: [] },
@@ -178,7 +250,7 @@ describe('workspace and cache settings', () => {
     ],
     [
       { profileCacheTtl: 'soon' },
-      "Invalid config value at 'auth.providers.bitbucket.development.profileCacheTtl': expected a duration such as '15m', { minutes: 15 } or 'PT15M', or 0 to disable the cache.",
+      "Invalid config value at 'auth.providers.bitbucket.development.profileCacheTtl': expected a duration such as '15m', { minutes: 15 } or 'PT15M', or 0 to disable it.",
     ],
     [
       { allowedWorkspace: ['acme'] },

@@ -6,6 +6,8 @@ import { InputError } from '@backstage/errors';
 export const DEFAULT_BASE_URL = 'https://bitbucket.org';
 export const DEFAULT_API_BASE_URL = 'https://api.bitbucket.org/2.0';
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+/** One deadline for every Bitbucket call of a sign-in or refresh. */
+export const DEFAULT_SIGN_IN_TIMEOUT_MS = 30_000;
 
 /**
  * Every key this module (or auth-node on its behalf) reads under
@@ -26,6 +28,10 @@ export const KNOWN_KEYS = [
   'minimumWorkspaceRole',
   'workspaceOwnership',
   'profileCacheTtl',
+  'identityCacheTtl',
+  'refreshGracePeriod',
+  'signInTimeout',
+  'accountSignInsPerHour',
 ] as const;
 
 /** Bitbucket's workspace roles, from least to most privileged. */
@@ -34,11 +40,25 @@ export const WORKSPACE_ROLES = ['collaborator', 'member', 'owner'] as const;
 export type WorkspaceRole = (typeof WORKSPACE_ROLES)[number];
 
 export const DEFAULT_PROFILE_CACHE_TTL_MS = 15 * 60 * 1000;
+export const DEFAULT_IDENTITY_CACHE_TTL_MS = 4 * 60 * 60 * 1000;
+export const DEFAULT_REFRESH_GRACE_PERIOD_MS = 60 * 1000;
+/** A longer grace period would let a stolen, rotated refresh token be replayed for longer. */
+const MAX_REFRESH_GRACE_PERIOD_MS = 10 * 60 * 1000;
+
+/**
+ * One entry of `allowedWorkspaces`: a slug, which matches whichever
+ * workspace holds that slug now, or a uuid, which matches that workspace
+ * only, even after it changed its slug and another took the old one.
+ */
+export type AllowedWorkspace =
+  | { kind: 'slug'; slug: string }
+  | { kind: 'uuid'; uuid: string };
 
 /** Workspace restrictions and ownership of one environment. */
 export interface WorkspaceSettings {
-  /** Lower-cased slugs; undefined = no restriction. */
-  allowed?: string[];
+  /** The allow-list; undefined = no restriction. */
+  allowed?: AllowedWorkspace[];
+  /** The least role in an allowed workspace; `member` unless configured. */
   minimumRole?: WorkspaceRole;
   ownership: { enabled: boolean; namespace: string; prefix: string };
 }
@@ -56,8 +76,16 @@ export interface BitbucketProviderSettings {
   /** Milliseconds before a call to Bitbucket is abandoned. */
   requestTimeoutMs: number;
   workspaces: WorkspaceSettings;
-  /** How long a fetched profile serves refreshes; 0 = never cached. */
+  /** How long a workspace check serves refreshes; 0 = never cached. */
   profileCacheTtlMs: number;
+  /** How long the user and emails serve refreshes (at least profileCacheTtl). */
+  identityCacheTtlMs: number;
+  /** How long a rotated refresh token still gets the session it rotated to; 0 = never. */
+  refreshGracePeriodMs: number;
+  /** Milliseconds for all the Bitbucket calls of one sign-in or refresh. */
+  signInTimeoutMs: number;
+  /** Sign-ins of one account per hour before they reuse its profile; 0 = no limit. */
+  accountSignInsPerHour: number;
   /** Whether a sign-in needs `GET /2.0/user/workspaces`. */
   needsWorkspaces: boolean;
 }
@@ -170,18 +198,44 @@ function readUrl(
   return url.toString().replace(/\/+$/, '');
 }
 
-function readTimeout(config: Config, path: string): number {
-  const raw = config.getOptional('requestTimeout');
-  if (raw === undefined) return DEFAULT_REQUEST_TIMEOUT_MS;
+function readTimeout(
+  config: Config,
+  key: 'requestTimeout' | 'signInTimeout',
+  fallback: number,
+  path: string,
+): number {
+  const raw = config.getOptional(key);
+  if (raw === undefined) return fallback;
   if (typeof raw === 'number' && Number.isFinite(raw) && raw > 0) {
     return raw;
   }
   throw new InputError(
-    `Invalid config value at '${path}.requestTimeout': expected a positive number of milliseconds, e.g. 10000.`,
+    `Invalid config value at '${path}.${key}': expected a positive number of milliseconds, e.g. ${fallback}.`,
   );
 }
 
 const SLUG = /^[a-z0-9][a-z0-9_.-]*$/i;
+const BRACED_UUID =
+  /^\{[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\}$/i;
+
+const BARE_UUID =
+  /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function readAllowedEntry(value: unknown): AllowedWorkspace | undefined {
+  // a uuid without braces is ambiguous (a slug may look like one): refused
+  if (typeof value !== 'string' || BARE_UUID.test(value)) return undefined;
+  if (BRACED_UUID.test(value)) {
+    return { kind: 'uuid', uuid: value.toLowerCase() };
+  }
+  return SLUG.test(value)
+    ? { kind: 'slug', slug: value.toLowerCase() }
+    : undefined;
+}
+
+/** How an entry is written in messages and logs: the slug, or the braced uuid. */
+export function describeAllowed(entry: AllowedWorkspace): string {
+  return entry.kind === 'slug' ? entry.slug : entry.uuid;
+}
 const ENTITY_NAMESPACE = /^[a-z0-9]+(?:-[a-z0-9]+)*$/i;
 
 const OWNERSHIP_EXPECTED: Record<string, string> = {
@@ -191,19 +245,22 @@ const OWNERSHIP_EXPECTED: Record<string, string> = {
 };
 
 function readWorkspaces(config: Config, path: string): WorkspaceSettings {
-  let allowed: string[] | undefined;
+  let allowed: AllowedWorkspace[] | undefined;
   const rawAllowed = config.getOptional('allowedWorkspaces');
   if (rawAllowed !== undefined) {
-    if (
-      !Array.isArray(rawAllowed) ||
-      rawAllowed.length === 0 ||
-      rawAllowed.some(v => typeof v !== 'string' || !SLUG.test(v))
-    ) {
+    const entries = Array.isArray(rawAllowed)
+      ? rawAllowed.map(readAllowedEntry)
+      : [];
+    if (entries.length === 0 || entries.some(e => !e)) {
       throw new InputError(
-        `Invalid config value at '${path}.allowedWorkspaces': expected a non-empty list of workspace slugs (the part after bitbucket.org/ in the workspace URL), e.g. [acme, acme-contractors].`,
+        `Invalid config value at '${path}.allowedWorkspaces': expected a non-empty list of workspace uuids with their braces (recommended: they never change), or slugs (the part after bitbucket.org/ in the workspace URL), e.g. ['{0e6a3d1f-8c52-4b97-a4e0-7f2b9c5d1e83}', acme-contractors].`,
       );
     }
-    allowed = [...new Set((rawAllowed as string[]).map(v => v.toLowerCase()))];
+    const unique = new Map<string, AllowedWorkspace>();
+    for (const entry of entries as AllowedWorkspace[]) {
+      unique.set(`${entry.kind}:${describeAllowed(entry)}`, entry);
+    }
+    allowed = [...unique.values()];
   }
 
   const rawRole = config.getOptional('minimumWorkspaceRole');
@@ -245,11 +302,20 @@ function readWorkspaces(config: Config, path: string): WorkspaceSettings {
     }
     return v as T;
   };
+  const enabled = read('enabled', false, v => typeof v === 'boolean');
+  if (enabled && !allowed) {
+    throw new InputError(
+      `Config value at '${ownPath}' needs '${path}.allowedWorkspaces': anyone can create a Bitbucket workspace with a free slug such as 'platform', so ownership is granted only for the workspaces you list there.`,
+    );
+  }
   return {
     allowed,
-    minimumRole: rawRole as WorkspaceRole | undefined,
+    // a collaborator only has access to some repositories: a guest of the workspace
+    minimumRole: allowed
+      ? (rawRole as WorkspaceRole | undefined) ?? 'member'
+      : undefined,
     ownership: {
-      enabled: read('enabled', false, v => typeof v === 'boolean'),
+      enabled,
       namespace: read(
         'namespace',
         'default',
@@ -264,20 +330,72 @@ function readWorkspaces(config: Config, path: string): WorkspaceSettings {
   };
 }
 
-function readCacheTtl(config: Config, path: string): number {
-  const raw = config.getOptional('profileCacheTtl');
-  if (raw === undefined) return DEFAULT_PROFILE_CACHE_TTL_MS;
+function readDuration(
+  config: Config,
+  key: 'profileCacheTtl' | 'identityCacheTtl' | 'refreshGracePeriod',
+  fallback: number,
+  path: string,
+  example: string,
+): number {
+  const raw = config.getOptional(key);
+  if (raw === undefined) return fallback;
   if (raw === 0) return 0;
   try {
-    const ms = durationToMilliseconds(
-      readDurationFromConfig(config, { key: 'profileCacheTtl' }),
-    );
+    const ms = durationToMilliseconds(readDurationFromConfig(config, { key }));
     if (ms >= 0) return ms;
   } catch {
     // reported below
   }
   throw new InputError(
-    `Invalid config value at '${path}.profileCacheTtl': expected a duration such as '15m', { minutes: 15 } or 'PT15M', or 0 to disable the cache.`,
+    `Invalid config value at '${path}.${key}': expected a duration such as ${example}, or 0 to disable it.`,
+  );
+}
+
+function readCacheSettings(config: Config, path: string) {
+  const profileCacheTtlMs = readDuration(
+    config,
+    'profileCacheTtl',
+    DEFAULT_PROFILE_CACHE_TTL_MS,
+    path,
+    "'15m', { minutes: 15 } or 'PT15M'",
+  );
+  const identityCacheTtlMs = readDuration(
+    config,
+    'identityCacheTtl',
+    Math.max(DEFAULT_IDENTITY_CACHE_TTL_MS, profileCacheTtlMs),
+    path,
+    "'4h', { hours: 4 } or 'PT4H'",
+  );
+  if (identityCacheTtlMs < profileCacheTtlMs) {
+    throw new InputError(
+      `Invalid config value at '${path}.identityCacheTtl': it must be at least profileCacheTtl (${
+        profileCacheTtlMs / 1000
+      } s), since the workspace check re-reads only the workspace roles.`,
+    );
+  }
+  const refreshGracePeriodMs = readDuration(
+    config,
+    'refreshGracePeriod',
+    DEFAULT_REFRESH_GRACE_PERIOD_MS,
+    path,
+    "'60s', { seconds: 60 } or 'PT60S'",
+  );
+  if (refreshGracePeriodMs > MAX_REFRESH_GRACE_PERIOD_MS) {
+    throw new InputError(
+      `Invalid config value at '${path}.refreshGracePeriod': at most 10 minutes; the period bounds how long a used refresh token can still be replayed.`,
+    );
+  }
+  return { profileCacheTtlMs, identityCacheTtlMs, refreshGracePeriodMs };
+}
+
+export const DEFAULT_ACCOUNT_SIGN_INS_PER_HOUR = 5;
+
+function readAccountSignInsPerHour(config: Config, path: string): number {
+  const raw = config.getOptional('accountSignInsPerHour');
+  if (raw === undefined) return DEFAULT_ACCOUNT_SIGN_INS_PER_HOUR;
+  if (typeof raw === 'number' && Number.isInteger(raw) && raw >= 0) return raw;
+  throw new InputError(
+    `Invalid config value at '${path}.accountSignInsPerHour': expected a whole number >= 0 (0 turns the limit off), e.g. ${DEFAULT_ACCOUNT_SIGN_INS_PER_HOUR}.`,
   );
 }
 
@@ -329,11 +447,21 @@ export function readBitbucketProviderSettings(
     authorizationUrl: `${baseUrl}/site/oauth2/authorize`,
     tokenUrl: `${baseUrl}/site/oauth2/access_token`,
     apiBaseUrl,
-    requestTimeoutMs: readTimeout(config, path),
-    workspaces,
-    profileCacheTtlMs: readCacheTtl(config, path),
-    needsWorkspaces: Boolean(
-      workspaces.allowed || workspaces.ownership.enabled,
+    requestTimeoutMs: readTimeout(
+      config,
+      'requestTimeout',
+      DEFAULT_REQUEST_TIMEOUT_MS,
+      path,
     ),
+    signInTimeoutMs: readTimeout(
+      config,
+      'signInTimeout',
+      DEFAULT_SIGN_IN_TIMEOUT_MS,
+      path,
+    ),
+    accountSignInsPerHour: readAccountSignInsPerHour(config, path),
+    workspaces,
+    ...readCacheSettings(config, path),
+    needsWorkspaces: Boolean(workspaces.allowed),
   };
 }

@@ -3,6 +3,7 @@ import {
   NotAllowedError,
   ServiceUnavailableError,
 } from '@backstage/errors';
+import { MAX_RESPONSE_BYTES } from './http';
 
 /**
  * The permission boxes of a Bitbucket OAuth consumer, by the classic scope
@@ -147,24 +148,46 @@ export function restError(
 
 /** Error for a 2xx answer whose body is not JSON. */
 export function invalidJsonError(endpoint: string): Error {
-  // the token endpoint lives under baseUrl, the REST API under apiBaseUrl
-  const setting = endpoint.includes('/site/oauth2/')
-    ? 'baseUrl points at Bitbucket (https://bitbucket.org)'
-    : 'apiBaseUrl points at the Bitbucket REST API (…/2.0)';
   return new ServiceUnavailableError(
-    `Bitbucket answered ${endpoint} with a body that is not valid JSON. Try again later; if it persists, check that ${setting}.`,
+    `Bitbucket answered ${endpoint} with a body that is not valid JSON. Try again later; if it persists, check that ${settingFor(
+      endpoint,
+    )}.`,
   );
 }
 
-/** Error for a call that did not complete (timeout or network). */
+/** The setting that points at the host of `endpoint`, for messages. */
+function settingFor(endpoint: string): string {
+  // the token endpoint lives under baseUrl, the REST API under apiBaseUrl
+  return endpoint.includes('/site/oauth2/')
+    ? 'baseUrl points at Bitbucket (https://bitbucket.org)'
+    : 'apiBaseUrl points at the Bitbucket REST API (…/2.0)';
+}
+
+/** Error for a sign-in whose calls together took longer than `signInTimeout`. */
+export function deadlineError(endpoint: string, totalMs: number): Error {
+  return new ServiceUnavailableError(
+    `Bitbucket did not answer the calls of this sign-in within signInTimeout (${totalMs} ms): ${endpoint} was still running. Try again; if it persists, check that Bitbucket is reachable from the backend or raise signInTimeout.`,
+  );
+}
+
+/** Error for a call that did not complete (timeout, network or an oversized answer). */
 export function transportError(
   endpoint: string,
   origin: string,
   error: unknown,
   timeoutMs: number,
+  deadline?: { totalMs: number; expired(): boolean },
 ): Error {
   const name = (error as Error)?.name;
+  if (name === 'ResponseTooLargeError') {
+    return new ServiceUnavailableError(
+      `Bitbucket's answer to ${endpoint} is larger than ${MAX_RESPONSE_BYTES} bytes, the most this module reads. Try again later; if it persists, check that ${settingFor(
+        endpoint,
+      )}.`,
+    );
+  }
   if (name === 'TimeoutError' || name === 'AbortError') {
+    if (deadline?.expired()) return deadlineError(endpoint, deadline.totalMs);
     return new ServiceUnavailableError(
       `Bitbucket did not answer ${endpoint} within ${timeoutMs} ms. Try again; if it persists, check that ${origin} is reachable from the backend or raise requestTimeout.`,
     );

@@ -1,5 +1,16 @@
 import { request } from 'undici';
 
+/**
+ * The most this module reads of one answer: a page of 100 emails or
+ * workspaces is about 50 KiB. A larger body is dropped unread.
+ */
+export const MAX_RESPONSE_BYTES = 1024 * 1024;
+
+/** An answer whose body is larger than {@link MAX_RESPONSE_BYTES}. */
+export class ResponseTooLargeError extends Error {
+  readonly name = 'ResponseTooLargeError';
+}
+
 /** What {@link httpRequest} answers: the status, headers and whole body. */
 export interface HttpAnswer {
   status: number;
@@ -49,8 +60,8 @@ export async function httpRequest(
       body: options.body,
       signal: controller.signal,
     });
-    const text = await res.body.text();
     const headers = res.headers;
+    const text = await readCapped(res.body, headers['content-length']);
     return {
       status: res.statusCode,
       ok: res.statusCode >= 200 && res.statusCode < 300,
@@ -63,4 +74,26 @@ export async function httpRequest(
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** The body as text, or a {@link ResponseTooLargeError} past the cap (read no further). */
+async function readCapped(
+  body: AsyncIterable<Buffer> & { destroy(): unknown },
+  contentLength: string | string[] | undefined,
+): Promise<string> {
+  const tooLarge = () => {
+    body.destroy();
+    return new ResponseTooLargeError(
+      `the answer is larger than ${MAX_RESPONSE_BYTES} bytes`,
+    );
+  };
+  if (Number(contentLength) > MAX_RESPONSE_BYTES) throw tooLarge();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > MAX_RESPONSE_BYTES) throw tooLarge();
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }

@@ -104,8 +104,10 @@ describe('authModuleBitbucketProvider', () => {
     await expect(start).rejects.not.toThrow(/hunter2/);
   });
 
-  it('boots with an upstream-style config unchanged (migration)', async () => {
-    // the config of @backstage/plugin-auth-backend-module-bitbucket-provider
+  it('boots with an upstream-style config (migration)', async () => {
+    // the config of @backstage/plugin-auth-backend-module-bitbucket-provider,
+    // where the local-part resolver never matched (no email): here it
+    // needs allowedDomains, else anyone's jane.doe@… would be user:default/jane.doe
     const { server } = await startBackend({
       development: {
         clientId: 'upstream-client-id',
@@ -121,7 +123,10 @@ describe('authModuleBitbucketProvider', () => {
               dangerouslyAllowSignInWithoutUserInCatalog: false,
             },
             { resolver: 'emailMatchingUserEntityProfileEmail' },
-            { resolver: 'emailLocalPartMatchingUserEntityName' },
+            {
+              resolver: 'emailLocalPartMatchingUserEntityName',
+              allowedDomains: ['example.com'],
+            },
           ],
         },
       },

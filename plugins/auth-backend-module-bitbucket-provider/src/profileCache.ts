@@ -5,6 +5,8 @@ import { BitbucketProfile } from './profile';
 interface Entry {
   profile: BitbucketProfile;
   fetchedAt: number;
+  /** Of the workspace settings that checked the profile. */
+  fingerprint: string;
 }
 
 /**
@@ -45,13 +47,20 @@ export class ProfileCache {
     return `bitbucket-profile:v1:${hash}`;
   }
 
-  /** The profile cached for this session, if it is younger than the TTL. */
-  async get(refreshToken: string): Promise<Entry | undefined> {
+  /**
+   * The profile cached for this session, if it is younger than the TTL and
+   * was checked under the same workspace settings.
+   */
+  async get(
+    refreshToken: string,
+    fingerprint: string,
+  ): Promise<Entry | undefined> {
     if (!this.#cache) return undefined;
     const entry = (await this.#cache
       .get(this.#key(refreshToken))
       .catch(() => undefined)) as Entry | undefined;
     if (!entry || Date.now() - entry.fetchedAt >= this.#ttlMs) return undefined;
+    if (entry.fingerprint !== fingerprint) return undefined;
     return entry;
   }
 
@@ -59,6 +68,7 @@ export class ProfileCache {
   async put(
     refreshToken: string | undefined,
     profile: BitbucketProfile,
+    fingerprint: string,
     fetchedAt = Date.now(),
   ): Promise<void> {
     if (!this.#cache || !refreshToken) return;
@@ -66,7 +76,7 @@ export class ProfileCache {
     if (ttl <= 0) return;
     const key = this.#key(refreshToken);
     await this.#cache
-      .set(key, { profile, fetchedAt } as any, { ttl })
+      .set(key, { profile, fetchedAt, fingerprint } as any, { ttl })
       .catch(() => undefined); // a cache outage costs REST calls, not sign-ins
     this.#track(key, Date.now() + ttl);
   }
@@ -76,7 +86,7 @@ export class ProfileCache {
     if (!this.#cache || !to || to === from) return;
     // two independent cache writes: one round trip to Redis/memcache, not two
     await Promise.all([
-      this.put(to, entry.profile, entry.fetchedAt),
+      this.put(to, entry.profile, entry.fingerprint, entry.fetchedAt),
       this.#delete(this.#key(from)),
     ]);
   }

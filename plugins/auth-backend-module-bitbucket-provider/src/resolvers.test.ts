@@ -1,6 +1,6 @@
 import {
   bitbucketSignInResolvers as resolvers,
-  toEntityName,
+  fallbackEntityName,
 } from './resolvers';
 import {
   createResolverContext,
@@ -134,7 +134,7 @@ describe('usernameMatchingUserEntityAnnotation', () => {
 });
 
 describe('accountIdMatchingUserEntityAnnotation', () => {
-  it('matches the account id annotation, falls back to a valid name', async () => {
+  it('matches the account id annotation, falls back to the uuid', async () => {
     const { ctx, issued } = createResolverContext([
       user('jane', {
         'bitbucket.org/account-id':
@@ -147,7 +147,7 @@ describe('accountIdMatchingUserEntityAnnotation', () => {
     })(signInInfo({ accountId: '5c65cab48bcc9e016aeece31' }), ctx);
     expect(issued.map(c => c.sub)).toEqual([
       'user:default/jane',
-      'user:default/5c65cab48bcc9e016aeece31',
+      'user:default/0b0c5e1e-9f1d-4c2a-8a55-2f1a1b7e3c01',
     ]);
   });
 });
@@ -190,8 +190,9 @@ describe('emailMatchingUserEntityProfileEmail', () => {
       })(signInInfo(), ctx),
     ).rejects.toMatchObject({
       name: 'NotFoundError',
+      // the allow-list itself is for the audit line, not for the user
       message:
-        "the email domain 'example.com' is not one of allowedDomains (acme.com, acme.io)",
+        "the email domain 'example.com' is not one of allowedDomains; sign in with an account whose primary email is at your organisation's domain",
     });
     await resolvers.emailMatchingUserEntityProfileEmail({
       allowedDomains: ['EXAMPLE.com'],
@@ -199,13 +200,35 @@ describe('emailMatchingUserEntityProfileEmail', () => {
     expect(issued.map(c => c.sub)).toEqual(['user:default/jane']);
   });
 
-  it('falls back to a valid entity name when dangerously allowed', async () => {
+  it('falls back to the uuid as entity name when dangerously allowed', async () => {
     const { ctx, issued } = createResolverContext([]);
     await resolvers.emailMatchingUserEntityProfileEmail({
       dangerouslyAllowSignInWithoutUserInCatalog: true,
     })(signInInfo(), ctx);
     expect(issued.map(c => c.sub)).toEqual([
-      'user:default/jane.doe-example.com',
+      'user:default/0b0c5e1e-9f1d-4c2a-8a55-2f1a1b7e3c01',
+    ]);
+  });
+
+  it('a fallback User of that name bound to this account is used, with its groups', async () => {
+    const { ctx, issued } = createResolverContext([
+      user(
+        '0b0c5e1e-9f1d-4c2a-8a55-2f1a1b7e3c01',
+        { 'bitbucket.org/user-id': '{0b0c5e1e-9f1d-4c2a-8a55-2f1a1b7e3c01}' },
+        { memberOf: ['acme'] },
+      ),
+    ]);
+    await resolvers.emailMatchingUserEntityProfileEmail({
+      dangerouslyAllowSignInWithoutUserInCatalog: true,
+    })(signInInfo(), ctx);
+    expect(issued).toEqual([
+      {
+        sub: 'user:default/0b0c5e1e-9f1d-4c2a-8a55-2f1a1b7e3c01',
+        ent: [
+          'user:default/0b0c5e1e-9f1d-4c2a-8a55-2f1a1b7e3c01',
+          'group:default/acme',
+        ],
+      },
     ]);
   });
 });
@@ -219,10 +242,21 @@ describe('emailLocalPartMatchingUserEntityName', () => {
     expect(issued.map(c => c.sub)).toEqual(['user:default/jane.doe']);
   });
 
+  it('needs allowedDomains', () => {
+    expect(() => resolvers.emailLocalPartMatchingUserEntityName()).toThrow(
+      'emailLocalPartMatchingUserEntityName needs allowedDomains',
+    );
+    expect(() =>
+      resolvers.emailLocalPartMatchingUserEntityName({ allowedDomains: [] }),
+    ).toThrow('emailLocalPartMatchingUserEntityName needs allowedDomains');
+  });
+
   it('names the entity it looked for', async () => {
     const { ctx } = createResolverContext([user('jane')]);
     await expect(
-      resolvers.emailLocalPartMatchingUserEntityName()(signInInfo(), ctx),
+      resolvers.emailLocalPartMatchingUserEntityName({
+        allowedDomains: ['example.com'],
+      })(signInInfo(), ctx),
     ).rejects.toMatchObject({
       name: 'NotFoundError',
       message:
@@ -231,17 +265,18 @@ describe('emailLocalPartMatchingUserEntityName', () => {
   });
 });
 
-describe('toEntityName', () => {
+describe('fallbackEntityName', () => {
   it.each([
     [
       '{0B0C5E1E-9F1D-4C2A-8A55-2F1A1B7E3C01}',
       '0b0c5e1e-9f1d-4c2a-8a55-2f1a1b7e3c01',
     ],
-    ['557058:abc', '557058-abc'],
-    ['jane+x@example.com', 'jane-x-example.com'],
-    ['--weird__', 'weird'],
-    ['a'.repeat(80), 'a'.repeat(63)],
-  ])('%s → %s', (raw, name) => {
-    expect(toEntityName(raw)).toBe(name);
+    [
+      '0b0c5e1e-9f1d-4c2a-8a55-2f1a1b7e3c01',
+      '0b0c5e1e-9f1d-4c2a-8a55-2f1a1b7e3c01',
+    ],
+  ])('%s → %s (a valid entity name of 36 characters)', (uuid, name) => {
+    expect(fallbackEntityName(uuid)).toBe(name);
+    expect(name).toMatch(/^([a-z0-9]+[-_.])*[a-z0-9]+$/);
   });
 });

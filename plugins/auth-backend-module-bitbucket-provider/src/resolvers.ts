@@ -1,5 +1,5 @@
 import { Entity, stringifyEntityRef } from '@backstage/catalog-model';
-import { ConflictError, NotFoundError } from '@backstage/errors';
+import { ConflictError, InputError, NotFoundError } from '@backstage/errors';
 import {
   AuthResolverContext,
   BackstageSignInResult,
@@ -8,6 +8,7 @@ import {
   SignInInfo,
 } from '@backstage/plugin-auth-node';
 import { z } from 'zod/v3';
+import { withAuditDetail } from './audit';
 import { BitbucketProfile, normalizeUuid } from './profile';
 
 /** Annotation holding the Bitbucket account uuid, with or without braces. */
@@ -33,39 +34,72 @@ const emailOptions = dangerousOption
   .strict();
 
 /**
- * A valid entity name from an identifier that may contain braces, `@`, `:`
- * or other characters entity names do not allow.
+ * The entity name of an account signed in by
+ * `dangerouslyAllowSignInWithoutUserInCatalog`: its uuid without braces, in
+ * lower case (`{3F1C…}` → `3f1c…`). It depends on the account alone, so
+ * two accounts never share it and it never changes; it is also the name the
+ * catalog module `bitbucket-cloud-org` gives the account's User.
  */
-export function toEntityName(raw: string): string {
-  const name = raw
-    .trim()
-    .replace(/^\{|\}$/g, '')
-    .replace(/[^a-zA-Z0-9_.-]+/g, '-')
-    .replace(/^[^a-zA-Z0-9]+|[^a-zA-Z0-9]+$/g, '')
-    .slice(0, 63)
-    .replace(/[^a-zA-Z0-9]+$/, '');
-  return name.toLowerCase();
+export function fallbackEntityName(uuid: string): string {
+  return normalizeUuid(uuid);
+}
+
+/** The annotations that bind a User to exactly one Bitbucket account. */
+const BINDING_ANNOTATIONS = [
+  {
+    annotation: USER_ID_ANNOTATION,
+    same: (value: string, p: BitbucketProfile) =>
+      normalizeUuid(value) === normalizeUuid(p.uuid),
+  },
+  {
+    annotation: ACCOUNT_ID_ANNOTATION,
+    same: (value: string, p: BitbucketProfile) =>
+      value.trim().toLowerCase() === p.accountId.toLowerCase(),
+  },
+];
+
+/**
+ * Whether the User is bound to this account (`mine`), to another one
+ * (`other`, with the annotation that says so), or to none (`unbound`).
+ */
+function binding(
+  entity: Entity,
+  profile: BitbucketProfile,
+): { to: 'mine' | 'unbound' } | { to: 'other'; annotation: string } {
+  let bound = false;
+  for (const { annotation, same } of BINDING_ANNOTATIONS) {
+    const value = entity.metadata.annotations?.[annotation];
+    if (value === undefined) continue;
+    if (!same(value, profile)) return { to: 'other', annotation };
+    bound = true;
+  }
+  return { to: bound ? 'mine' : 'unbound' };
 }
 
 /**
  * Issues the identity of a matched User. A User annotated with a Bitbucket
- * user id belongs to that account only: whatever else matched (a username,
- * which Bitbucket hands to anyone once it is free, an email, an entity
- * name), another account never signs in as it.
+ * user id or account id belongs to that account only: whatever else
+ * matched (a username, which Bitbucket hands to anyone once it is free, an
+ * email that two accounts confirmed, an entity name), another account never
+ * signs in as it.
  */
 async function issueForEntity(
   entity: Entity,
   info: Info,
   ctx: AuthResolverContext,
 ): Promise<BackstageSignInResult> {
-  const boundTo = entity.metadata.annotations?.[USER_ID_ANNOTATION];
-  if (
-    boundTo !== undefined &&
-    normalizeUuid(boundTo) !== normalizeUuid(info.result.fullProfile.uuid)
-  ) {
+  const bound = binding(entity, info.result.fullProfile);
+  if (bound.to === 'other') {
     // the entity is not named: the message reaches the user who signs in
-    throw new NotFoundError(
-      `the matching User belongs to another Bitbucket account (its annotation ${USER_ID_ANNOTATION} names another account)`,
+    throw withAuditDetail(
+      new NotFoundError(
+        `the matching User belongs to another Bitbucket account (its annotation ${bound.annotation} names another account)`,
+      ),
+      `the matching User ${stringifyEntityRef(
+        entity,
+      )} belongs to another Bitbucket account (its annotation ${
+        bound.annotation
+      } names another account)`,
     );
   }
   const { ownershipEntityRefs } = await ctx.resolveOwnershipEntityRefs(entity);
@@ -75,32 +109,40 @@ async function issueForEntity(
 }
 
 /**
- * The `dangerouslyAllowSignInWithoutUserInCatalog` identity: a User ref
- * made from `name`, never the ref of an existing catalog User, which this
- * account did not match.
+ * The `dangerouslyAllowSignInWithoutUserInCatalog` identity:
+ * `user:default/<uuid>`, with no groups. When a User of that name exists,
+ * it is used only if it is bound to this account; a User of another
+ * account, or of none, is never handed out (and not named to the user).
  */
 async function issueWithoutCatalog(
-  name: string,
+  info: Info,
   ctx: AuthResolverContext,
 ): Promise<BackstageSignInResult> {
   const ref = stringifyEntityRef({
     kind: 'User',
     namespace: 'default',
-    name: toEntityName(name),
+    name: fallbackEntityName(info.result.fullProfile.uuid),
   });
-  const exists = await ctx.findCatalogUser({ entityRef: ref }).then(
-    () => true,
+  const existing = await ctx.findCatalogUser({ entityRef: ref }).then(
+    found => found.entity,
     error => {
-      if ((error as Error)?.name === 'NotFoundError') return false;
+      if ((error as Error)?.name === 'NotFoundError') return undefined;
       throw error;
     },
   );
-  if (exists) {
-    throw new NotFoundError(
-      `dangerouslyAllowSignInWithoutUserInCatalog would sign in as an existing catalog User that did not match this account (${ref})`,
-    );
-  }
-  return ctx.issueToken({ claims: { sub: ref, ent: [ref] } });
+  if (!existing) return ctx.issueToken({ claims: { sub: ref, ent: [ref] } });
+  const bound = binding(existing, info.result.fullProfile);
+  if (bound.to === 'mine') return issueForEntity(existing, info, ctx);
+  const whose =
+    bound.to === 'other'
+      ? 'belongs to another account'
+      : 'did not match this account';
+  throw withAuditDetail(
+    new NotFoundError(
+      `dangerouslyAllowSignInWithoutUserInCatalog would sign in as an existing catalog User that ${whose}`,
+    ),
+    `dangerouslyAllowSignInWithoutUserInCatalog would sign in as the existing catalog User ${ref}, which ${whose}`,
+  );
 }
 
 /**
@@ -141,7 +183,10 @@ function checkDomain(
   if (!allowedDomains) return;
   const domain = email.slice(email.lastIndexOf('@') + 1).toLowerCase();
   if (!allowedDomains.some(d => d.toLowerCase() === domain)) {
-    throw new NotFoundError(
+    throw withAuditDetail(
+      new NotFoundError(
+        `the email domain '${domain}' is not one of allowedDomains; sign in with an account whose primary email is at your organisation's domain`,
+      ),
       `the email domain '${domain}' is not one of allowedDomains (${allowedDomains.join(
         ', ',
       )})`,
@@ -174,10 +219,9 @@ async function signInByAnnotation(
     values: string[];
     same: (found: string) => boolean;
     shown: string;
-    fallbackName: string;
   },
 ): Promise<BackstageSignInResult> {
-  const { annotation, values, same, shown, fallbackName } = match;
+  const { annotation, values, same, shown } = match;
   const entity = await findUser(
     ctx,
     `metadata.annotations.${annotation}`,
@@ -187,7 +231,7 @@ async function signInByAnnotation(
     `the annotation ${annotation}: '${shown}'`,
   );
   if (entity) return issueForEntity(entity, info, ctx);
-  if (allowWithoutCatalog) return issueWithoutCatalog(fallbackName, ctx);
+  if (allowWithoutCatalog) return issueWithoutCatalog(info, ctx);
   throw new NotFoundError(
     `no User has the annotation ${annotation}: '${shown}'`,
   );
@@ -221,7 +265,6 @@ export namespace bitbucketSignInResolvers {
               values: [`{${id}}`, id],
               same: found => normalizeUuid(found) === id,
               shown: uuid,
-              fallbackName: id,
             },
           );
         };
@@ -254,7 +297,6 @@ export namespace bitbucketSignInResolvers {
               values: [username],
               same: found => found === username,
               shown: username,
-              fallbackName: username,
             },
           );
         };
@@ -277,7 +319,6 @@ export namespace bitbucketSignInResolvers {
               values: [accountId],
               same: found => found === accountId,
               shown: accountId,
-              fallbackName: accountId,
             },
           );
         };
@@ -305,7 +346,7 @@ export namespace bitbucketSignInResolvers {
           );
           if (entity) return issueForEntity(entity, info, ctx);
           if (options.dangerouslyAllowSignInWithoutUserInCatalog) {
-            return issueWithoutCatalog(email, ctx);
+            return issueWithoutCatalog(info, ctx);
           }
           throw new NotFoundError(`no User has spec.profile.email '${email}'`);
         };
@@ -320,6 +361,11 @@ export namespace bitbucketSignInResolvers {
     createSignInResolverFactory({
       optionsSchema: emailOptions.optional(),
       create(options = {}) {
+        if (!options.allowedDomains?.length) {
+          throw new InputError(
+            'emailLocalPartMatchingUserEntityName needs allowedDomains: without it, anyone who confirms an address such as jane.doe@attacker.example on a Bitbucket account signs in as user:default/jane.doe. List the email domains your organisation owns, e.g. allowedDomains: [example.com].',
+          );
+        }
         return async (info: Info, ctx) => {
           const email = requireEmail(info);
           checkDomain(email, options.allowedDomains);
@@ -335,7 +381,7 @@ export namespace bitbucketSignInResolvers {
             );
           if (entity) return issueForEntity(entity, info, ctx);
           if (options.dangerouslyAllowSignInWithoutUserInCatalog) {
-            return issueWithoutCatalog(localPart, ctx);
+            return issueWithoutCatalog(info, ctx);
           }
           throw new NotFoundError(
             `no User is named '${localPart}' (the local part of ${email})`,

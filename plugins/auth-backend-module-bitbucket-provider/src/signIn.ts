@@ -8,9 +8,10 @@ import {
   SignInResolver,
   SignInResolverFactory,
 } from '@backstage/plugin-auth-node';
+import { auditReason } from './audit';
 import { WorkspaceSettings } from './config';
 import { BitbucketProfile } from './profile';
-import { workspaceOwnershipRefs } from './workspaces';
+import { workspaceCheck, workspaceOwnershipRefs } from './workspaces';
 
 type Result = OAuthAuthenticatorResult<BitbucketProfile>;
 
@@ -121,11 +122,14 @@ export function readBitbucketSignInResolver(
       logger?.info('Bitbucket sign-in decision', {
         providerUser: p.uuid,
         accountId: p.accountId,
-        workspaceCheck: workspaces?.allowed ? 'passed' : 'not configured',
+        workspaceCheck: workspaces
+          ? workspaceCheck(workspaces)
+          : 'not configured',
         ...fields,
       });
     const extra = workspaces ? workspaceOwnershipRefs(p, workspaces) : [];
     const reasons: string[] = [];
+    const auditReasons: string[] = [];
     for (const { name, resolver } of resolvers) {
       const issued: { sub?: string } = {};
       try {
@@ -141,11 +145,12 @@ export function readBitbucketSignInResolver(
           audit({
             resolver: name,
             outcome: 'refused',
-            reason: (error as Error)?.message,
+            reason: auditReason(error),
           });
           throw error;
         }
         reasons.push(`${name}: ${(error as Error).message}`);
+        auditReasons.push(`${name}: ${auditReason(error)}`);
       }
     }
     const who = `${p.displayName ?? p.nickname ?? 'unknown'} (${p.uuid})`;
@@ -157,7 +162,7 @@ export function readBitbucketSignInResolver(
     audit({
       resolver: resolvers.map(r => r.name).join(', '),
       outcome: 'refused',
-      reason: message,
+      reason: `no matching User; tried ${auditReasons.join('; ')}`,
     });
     throw new NotFoundError(message);
   };

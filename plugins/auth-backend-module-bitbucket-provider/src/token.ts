@@ -1,5 +1,11 @@
 import { ServiceUnavailableError } from '@backstage/errors';
-import { invalidJsonError, tokenError, transportError } from './errors';
+import { Deadline } from './deadline';
+import {
+  deadlineError,
+  invalidJsonError,
+  tokenError,
+  transportError,
+} from './errors';
 import { HttpAnswer, httpRequest } from './http';
 
 /** A successful answer of Bitbucket's token endpoint. */
@@ -40,34 +46,38 @@ export class BitbucketTokenClient {
   exchangeCode(
     code: string,
     redirectUri: string | undefined,
+    deadline?: Deadline,
   ): Promise<BitbucketTokenResponse> {
     const form: Record<string, string> = {
       grant_type: 'authorization_code',
       code,
     };
     if (redirectUri) form.redirect_uri = redirectUri;
-    return this.#request('authorization_code', form);
+    return this.#request('authorization_code', form, deadline);
   }
 
   /** The refresh-token grant (RFC 6749 section 6). */
   refresh(
     refreshToken: string,
     scope: string | undefined,
+    deadline?: Deadline,
   ): Promise<BitbucketTokenResponse> {
     const form: Record<string, string> = {
       grant_type: 'refresh_token',
       refresh_token: refreshToken,
     };
     if (scope) form.scope = scope;
-    return this.#request('refresh_token', form);
+    return this.#request('refresh_token', form, deadline);
   }
 
   async #request(
     grant: 'authorization_code' | 'refresh_token',
     form: Record<string, string>,
+    deadline: Deadline | undefined,
   ): Promise<BitbucketTokenResponse> {
     const { tokenUrl, clientId, clientSecret, timeoutMs } = this.#options;
     const endpoint = `POST ${new URL(tokenUrl).pathname}`;
+    if (deadline?.expired()) throw deadlineError(endpoint, deadline.totalMs);
     let res: HttpAnswer;
     try {
       res = await httpRequest(tokenUrl, {
@@ -80,7 +90,7 @@ export class BitbucketTokenClient {
           Accept: 'application/json',
         },
         body: new URLSearchParams(form).toString(),
-        timeoutMs,
+        timeoutMs: deadline?.callTimeout(timeoutMs) ?? timeoutMs,
       });
     } catch (error) {
       throw transportError(
@@ -88,6 +98,7 @@ export class BitbucketTokenClient {
         new URL(tokenUrl).origin,
         error,
         timeoutMs,
+        deadline,
       );
     }
     if (!res.ok) {

@@ -71,8 +71,15 @@ const ALL_RESOLVERS = [
   'emailMatchingUserEntityProfileEmail',
   'emailLocalPartMatchingUserEntityName',
 ];
+/** The resolvers by name; the local-part one with the domains it needs. */
 const resolversConfig = (...names: string[]): JsonObject => ({
-  signIn: { resolvers: names.map(resolver => ({ resolver })) },
+  signIn: {
+    resolvers: names.map(resolver =>
+      resolver === 'emailLocalPartMatchingUserEntityName'
+        ? { resolver, allowedDomains: ['example.com', 'example.org'] }
+        : { resolver },
+    ),
+  },
 });
 
 describe('identity safety', () => {
@@ -114,13 +121,28 @@ describe('identity safety', () => {
         ],
       ],
     ])('%s: no identity', async (_, emails) => {
+      // a User without a uuid annotation: only the primary-and-confirmed
+      // rule stands between Mallory and Jane's entity
       world = await startHardeningWorld({
         users: [{ ...MALLORY, emails }],
-        entities: [jane()],
-        provider: resolversConfig(
-          'emailMatchingUserEntityProfileEmail',
-          'emailLocalPartMatchingUserEntityName',
-        ),
+        entities: [
+          catalogUser(
+            'jane.doe',
+            {},
+            { profile: { email: 'jane.doe@example.com' } },
+          ),
+        ],
+        provider: {
+          signIn: {
+            resolvers: [
+              { resolver: 'emailMatchingUserEntityProfileEmail' },
+              {
+                resolver: 'emailLocalPartMatchingUserEntityName',
+                allowedDomains: ['example.com'],
+              },
+            ],
+          },
+        },
       });
       const { ref, error } = await identityOf(MALLORY.uuid);
       expect(ref).toBeUndefined();
@@ -166,7 +188,9 @@ describe('identity safety', () => {
               email: primaryConfirmed,
               emails: list,
             });
-            await resolvers[name]()(info, ctx).catch(() => undefined);
+            await resolvers[name]({
+              allowedDomains: ['example.com', 'example.org'],
+            })(info, ctx).catch(() => undefined);
             const matches =
               name === 'emailMatchingUserEntityProfileEmail'
                 ? primaryConfirmed?.toLowerCase() === 'jane.doe@example.com'
@@ -320,15 +344,16 @@ describe('identity safety', () => {
       });
       world.emulator.updateUser(MALLORY.uuid, { username: 'jdoe' });
       expect((await identityOf(MALLORY.uuid)).ref).toBeUndefined();
-      // a name that is a catalog User's entity name is not handed out either
+      // the fallback identity comes from the account's uuid alone: a
+      // username that is a catalog User's entity name changes nothing
       world.emulator.updateUser(MALLORY.uuid, { username: 'jane.doe' });
-      const fallback = await identityOf(MALLORY.uuid);
-      expect(fallback.ref).toBeUndefined();
-      expect(fallback.error.message).toContain(
-        'usernameMatchingUserEntityAnnotation: dangerouslyAllowSignInWithoutUserInCatalog would sign in as an existing catalog User that did not match this account (user:default/jane.doe)',
+      expect((await identityOf(MALLORY.uuid)).ref).toBe(
+        `user:default/${bare(MALLORY.uuid)}`,
       );
       world.emulator.updateUser(MALLORY.uuid, { username: 'mallory' });
-      expect((await identityOf(MALLORY.uuid)).ref).toBe('user:default/mallory');
+      expect((await identityOf(MALLORY.uuid)).ref).toBe(
+        `user:default/${bare(MALLORY.uuid)}`,
+      );
     });
   });
 
@@ -348,18 +373,11 @@ describe('identity safety', () => {
       expect(world.refreshToken()).toBeUndefined();
     });
 
-    it.each([
-      ['userIdMatchingUserEntityAnnotation', bare(MALLORY.uuid)],
-      [
-        'accountIdMatchingUserEntityAnnotation',
-        '557058-6d6d6d6d-1111-4222-8333-444444444444',
-      ],
-      ['usernameMatchingUserEntityAnnotation', 'mallory'],
-      ['emailMatchingUserEntityProfileEmail', 'mallory-example.org'],
-      ['emailLocalPartMatchingUserEntityName', 'mallory'],
-    ])(
+    it.each(ALL_RESOLVERS)(
       '%s with dangerouslyAllowSignInWithoutUserInCatalog: an identity of its own, without groups',
-      async (name, entityName) => {
+      async name => {
+        // one name per account, from its uuid alone, whichever resolver
+        const entityName = bare(MALLORY.uuid);
         world = await startHardeningWorld({
           users: [JANE, MALLORY],
           entities: [jane()],
@@ -367,7 +385,7 @@ describe('identity safety', () => {
             signIn: {
               resolvers: [
                 {
-                  resolver: name,
+                  ...(resolversConfig(name).signIn as any).resolvers[0],
                   dangerouslyAllowSignInWithoutUserInCatalog: true,
                 },
               ],

@@ -43,12 +43,12 @@ describe('memory', () => {
     const profiles = new ProfileCache(cache, 'client', 60_000);
     const profile = signInInfo().result.fullProfile;
     for (let i = 0; i < 1000; i++) {
-      await profiles.put(`refresh-${i}`, profile);
+      await profiles.put(`refresh-${i}`, profile, 'fp');
     }
     expect(entries.size).toBe(1000);
 
     // a session that refreshes moves its entry; the others are abandoned
-    const moved = await profiles.get('refresh-1');
+    const moved = await profiles.get('refresh-1', 'fp');
     await profiles.move('refresh-1', 'refresh-1b', moved!);
     expect(entries.size).toBe(1000);
 
@@ -57,7 +57,7 @@ describe('memory', () => {
     expect(entries.size).toBe(0);
 
     // entries written later are swept in turn
-    await profiles.put('refresh-late', profile);
+    await profiles.put('refresh-late', profile, 'fp');
     jest.advanceTimersByTime(30_000);
     await Promise.resolve();
     expect(entries.size).toBe(1);

@@ -71,6 +71,31 @@ describe('secrets never reach a log line', () => {
       }
     }
     w.emulator.clearFaults();
+    // sign-ins that fail after the token exchange: refused by the workspace
+    // check, and past the deadline
+    const late = await startHardeningWorld({
+      users: [
+        { ...JANE, workspaces: [{ slug: 'acme', role: 'member' }] },
+        CAROL,
+      ],
+      entities: entitiesFor([JANE]),
+      consumerPermissions: ['account', 'email', 'team'],
+      provider: { allowedWorkspaces: ['acme'], signInTimeout: 400 },
+    });
+    await late.signIn(CAROL.uuid); // in no allowed workspace
+    late.emulator.setFaults({
+      endpoints: { '/2.0/user/emails': { latencyMs: 600 } },
+    });
+    const slow = await late.signIn(JANE.uuid);
+    errors.push(slow.message.error.message);
+    expect(slow.message.error.message).toContain('within signInTimeout');
+    // tokens the browser never saw are scanned for too
+    const seen =
+      late.ledger.count('access token') + late.ledger.count('refresh token');
+    expect(late.leaks()).toEqual([]);
+    expect(late.ledger.count('issued token')).toBeGreaterThanOrEqual(4 - seen);
+    expect(late.ledger.count('client credentials')).toBe(1);
+    await late.stop(); // fails if any log line holds a secret
     w.emulator.revokeRefreshTokens();
     const revoked = await w.refresh(jane.agent);
     errors.push(revoked.body.error.message);

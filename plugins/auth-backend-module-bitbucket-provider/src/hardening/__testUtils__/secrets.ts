@@ -4,7 +4,11 @@ export type SecretKind =
   | 'authorization code'
   | 'access token'
   | 'refresh token'
-  | 'backstage token';
+  | 'backstage token'
+  /** Any token the emulator issued, also to sign-ins that failed later. */
+  | 'issued token'
+  /** The consumer's HTTP Basic credentials, `base64(key:secret)`. */
+  | 'client credentials';
 
 /** A secret found where it must not be. */
 export interface Leak {
@@ -25,7 +29,11 @@ export class SecretLedger {
 
   add(kind: SecretKind, value: unknown): void {
     // short values would match by chance; none of the real ones is short
-    if (typeof value === 'string' && value.length >= 8) {
+    if (
+      typeof value === 'string' &&
+      value.length >= 8 &&
+      !this.#secrets.has(value)
+    ) {
       this.#secrets.set(value, kind);
     }
   }

@@ -1,4 +1,6 @@
 import {
+  BackendFeature,
+  CacheService,
   coreServices,
   createServiceFactory,
   LoggerService,
@@ -99,6 +101,8 @@ export interface HardeningWorldOptions {
    * like `rootHttpRouterServiceFactory({ configure })`.
    */
   realRouter?: Pick<RootHttpRouterFactoryOptions, 'configure'>;
+  /** More features of the backend, e.g. a cache service shared with another backend. */
+  features?: BackendFeature[];
 }
 
 /** A free TCP port on the loopback interface. */
@@ -141,6 +145,40 @@ export function entitiesFor(users: SeedUser[]): Entity[] {
   );
 }
 
+/**
+ * One in-memory cache for several backends of a test, like a Redis that
+ * replicas share; `entries` shows what is stored.
+ */
+export function sharedCache(): {
+  factory: BackendFeature;
+  entries: Map<string, { value: unknown; expiresAt: number }>;
+} {
+  const entries = new Map<string, { value: unknown; expiresAt: number }>();
+  const service = (prefix: string): CacheService => ({
+    async get(key) {
+      const entry = entries.get(prefix + key);
+      if (!entry || entry.expiresAt <= Date.now()) return undefined;
+      return entry.value as any;
+    },
+    async set(key, value, options) {
+      entries.set(prefix + key, {
+        value: JSON.parse(JSON.stringify(value)),
+        expiresAt: Date.now() + ((options?.ttl as number | undefined) ?? 3.6e6),
+      });
+    },
+    async delete(key) {
+      entries.delete(prefix + key);
+    },
+    withOptions: () => service(prefix),
+  });
+  const factory = createServiceFactory({
+    service: coreServices.cache,
+    deps: { plugin: coreServices.pluginMetadata },
+    factory: ({ plugin }) => service(`${plugin.getId()}:`),
+  });
+  return { factory, entries };
+}
+
 /** The payload of a Backstage token (a JWT), unverified. */
 export function tokenClaims(token: string): Record<string, any> {
   return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString());
@@ -156,6 +194,7 @@ export interface BackendOptions {
   provider?: JsonObject;
   config?: JsonObject;
   realRouter?: HardeningWorldOptions['realRouter'];
+  features?: BackendFeature[];
 }
 
 /**
@@ -171,7 +210,8 @@ export async function startBackend(options: BackendOptions): Promise<{
   stop(): Promise<void>;
 }> {
   const port = options.realRouter ? await freePort() : 0;
-  const features = [
+  const features: BackendFeature[] = [
+    ...(options.features ?? []),
     createServiceFactory({
       service: coreServices.rootLogger,
       deps: {},
@@ -261,6 +301,10 @@ export async function startHardeningWorld(
   const logs: LogLine[] = [];
   const ledger = new SecretLedger();
   ledger.add('client secret', CLIENT_SECRET);
+  ledger.add(
+    'client credentials',
+    Buffer.from(`${CLIENT_ID}:${CLIENT_SECRET}`).toString('base64'),
+  );
 
   const {
     baseUrl,
@@ -273,6 +317,7 @@ export async function startHardeningWorld(
     provider: options.provider,
     config: options.config,
     realRouter: options.realRouter,
+    features: options.features,
   });
   const newAgent = () => request.agent(target);
   const defaultAgent = newAgent();
@@ -292,13 +337,20 @@ export async function startHardeningWorld(
     ledger.add('refresh token', refreshToken(agent));
   };
 
-  const leaks = (...texts: Array<[string, string]>) => [
+  const scan = (texts: Array<[string, string]>) => [
     ...logs.flatMap((line, i) =>
       ledger.scan(logLineText(line), `log line ${i}: ${line.message}`),
     ),
     ...ledger.scan(stringifyDeep(emulator.calls()), "the emulator's calls"),
     ...texts.flatMap(([where, text]) => ledger.scan(text, where)),
   ];
+  const leaks = (...texts: Array<[string, string]>) => {
+    // every token the emulator issued, also those of sign-ins that failed
+    // after the token exchange and never reached the browser
+    for (const token of emulator.issuedTokens())
+      ledger.add('issued token', token);
+    return scan(texts);
+  };
 
   let stopped = false;
   return {

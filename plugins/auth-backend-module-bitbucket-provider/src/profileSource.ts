@@ -1,0 +1,149 @@
+import { LoggerService } from '@backstage/backend-plugin-api';
+import { NotAllowedError } from '@backstage/errors';
+import { AccountBudget } from './accountBudget';
+import { BitbucketClient } from './client';
+import { BitbucketProviderSettings } from './config';
+import { Deadline } from './deadline';
+import { BitbucketProfile, toBitbucketProfile } from './profile';
+import { workspaceRefusal, workspaceSettingsFingerprint } from './workspaces';
+
+/** Where a decision was taken, for the audit line. */
+export type Step = 'sign-in' | 'refresh';
+
+/**
+ * What a sign-in or a refresh fetches from Bitbucket, and the workspace
+ * check of the result: the full profile (user, emails and, with an
+ * allow-list, workspaces and roles) in one parallel round; the roles alone
+ * when only the workspace check is due; and, for an account over its
+ * sign-in budget, its kept profile after `GET /2.0/user`.
+ */
+export class ProfileSource {
+  readonly #client: BitbucketClient;
+  readonly #settings: BitbucketProviderSettings;
+  readonly #accounts: AccountBudget;
+  readonly #logger?: LoggerService;
+  /** Of the workspace settings: a cached check made under others is not reused. */
+  readonly fingerprint: string;
+
+  constructor(options: {
+    client: BitbucketClient;
+    settings: BitbucketProviderSettings;
+    logger?: LoggerService;
+  }) {
+    this.#client = options.client;
+    this.#settings = options.settings;
+    this.#logger = options.logger;
+    this.#accounts = new AccountBudget(
+      options.settings.accountSignInsPerHour,
+      options.logger,
+    );
+    this.fingerprint = workspaceSettingsFingerprint(
+      options.settings.workspaces,
+    );
+  }
+
+  /** The checked profile of a new sign-in. */
+  async forSignIn(
+    accessToken: string,
+    deadline: Deadline,
+  ): Promise<BitbucketProfile> {
+    const allowed = this.#settings.workspaces.allowed;
+    let profile: BitbucketProfile;
+    let fetched = true;
+    if (this.#accounts.identifyFirst) {
+      const user = await this.#client.getCurrentUser(accessToken, deadline);
+      const uuid = (user as { uuid?: unknown } | undefined)?.uuid;
+      const kept =
+        typeof uuid === 'string'
+          ? this.#accounts.reusable(
+              uuid,
+              this.fingerprint,
+              this.#settings.profileCacheTtlMs,
+            )
+          : undefined;
+      if (kept) {
+        // the account as Bitbucket describes it now, its emails and roles as kept
+        profile = {
+          ...toBitbucketProfile(user, kept.emails),
+          workspaces: kept.workspaces,
+        };
+        fetched = false;
+      } else {
+        profile = await this.#client.fetchProfile(
+          accessToken,
+          { allowed, user },
+          deadline,
+        );
+      }
+    } else {
+      profile = await this.#client.fetchProfile(
+        accessToken,
+        { allowed },
+        deadline,
+      );
+    }
+    this.#accounts.record(
+      profile.uuid,
+      fetched ? { profile, fingerprint: this.fingerprint } : undefined,
+    );
+    this.check(profile, 'sign-in');
+    return profile;
+  }
+
+  /** The checked full profile, for a refresh whose cached one is too old. */
+  async full(
+    accessToken: string,
+    deadline: Deadline,
+    step: Step,
+  ): Promise<BitbucketProfile> {
+    const profile = await this.#client.fetchProfile(
+      accessToken,
+      { allowed: this.#settings.workspaces.allowed },
+      deadline,
+    );
+    this.check(profile, step);
+    return profile;
+  }
+
+  /** The cached profile with its workspace roles read again, checked. */
+  async membership(
+    accessToken: string,
+    cached: BitbucketProfile,
+    deadline: Deadline,
+    step: Step,
+  ): Promise<BitbucketProfile> {
+    const allowed = this.#settings.workspaces.allowed;
+    const profile = allowed
+      ? {
+          ...cached,
+          workspaces: await this.#client.fetchMembership(
+            accessToken,
+            allowed,
+            cached.workspaces ?? [],
+            deadline,
+          ),
+        }
+      : cached;
+    this.check(profile, step);
+    return profile;
+  }
+
+  /**
+   * The workspace check, before any catalog lookup: refuses with a message
+   * for the user and writes the whole reason to the audit line.
+   */
+  check(profile: BitbucketProfile, step: Step): void {
+    const refusal = workspaceRefusal(profile, this.#settings.workspaces);
+    if (!refusal) return;
+    this.#logger?.info('Bitbucket sign-in decision', {
+      step,
+      providerUser: profile.uuid,
+      accountId: profile.accountId,
+      resolver: 'none (refused before the catalog)',
+      workspaceCheck: 'refused',
+      outcome: 'refused',
+      reason: refusal.auditReason,
+    });
+    throw new NotAllowedError(refusal.userMessage);
+  }
+}
