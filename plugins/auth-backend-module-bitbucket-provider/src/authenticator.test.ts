@@ -173,7 +173,12 @@ describe('bitbucketAuthenticator against the Bitbucket Cloud emulator', () => {
   });
 
   it('asks the user to sign in again when the refresh token was revoked', async () => {
-    world = await startSignInWorld({ users: [JANE], entities: [janeEntity] });
+    // without the cache every refresh reaches Bitbucket's token endpoint
+    world = await startSignInWorld({
+      users: [JANE],
+      entities: [janeEntity],
+      provider: { profileCacheTtl: 0 },
+    });
     await world.signIn(JANE.uuid);
     world.emulator.revokeRefreshTokens();
     const res = await world.refresh();
@@ -486,7 +491,7 @@ describe('workspace access control, ownership and the rate budget', () => {
     ]);
   });
 
-  it('makes no REST call on a refresh within profileCacheTtl, and re-checks membership after it', async () => {
+  it('answers a refresh within profileCacheTtl from the cache, and re-checks the roles alone after it', async () => {
     world = await startSignInWorld({
       users: [{ ...JANE, workspaces: workspaces('acme') }],
       entities: [janeEntity],
@@ -502,12 +507,15 @@ describe('workspace access control, ownership and the rate budget', () => {
     expect(cached.body.backstageIdentity.identity.userEntityRef).toBe(
       'user:default/jane.doe',
     );
-    expect(world.emulator.calls().map(c => `${c.method} ${c.path}`)).toEqual([
-      'POST /site/oauth2/access_token',
-    ]);
+    // the access token has two hours to live: no call to Bitbucket at all
+    expect(world.emulator.calls()).toEqual([]);
 
     await new Promise(r => setTimeout(r, 1600));
     const refused = await world.refresh();
+    // the roles alone, with the access token in hand: no rotation
+    expect(world.emulator.calls().map(c => `${c.method} ${c.path}`)).toEqual([
+      'GET /2.0/user/workspaces/acme/permission',
+    ]);
     expect(refused.status).toBe(401);
     expect(refused.body.error.message).toBe(
       `Refresh failed; caused by NotAllowedError: Your Bitbucket account Jane Doe (${JANE.uuid}) is not a member of a Bitbucket workspace that may sign in to this portal. Ask your Backstage admin which workspace to join, or sign in with another Bitbucket account.`,

@@ -4,7 +4,6 @@ import {
   createOAuthAuthenticator,
   OAuthAuthenticator,
   OAuthAuthenticatorResult,
-  OAuthSession,
 } from '@backstage/plugin-auth-node';
 import type { Request } from 'express';
 import { Strategy as OAuth2Strategy } from 'passport-oauth2';
@@ -16,9 +15,10 @@ import {
 import { Deadline } from './deadline';
 import { authorizeCallbackError } from './errors';
 import { BitbucketProfile } from './profile';
-import { ProfileCache } from './profileCache';
 import { ProfileSource } from './profileSource';
 import { RateBudget } from './rateBudget';
+import { Sessions } from './sessions';
+import { SessionStore } from './sessionStore';
 import { BitbucketTokenClient, BitbucketTokenResponse } from './token';
 
 /** What `initialize` builds once per environment. */
@@ -27,12 +27,16 @@ interface BitbucketAuthenticatorContext {
   strategy: OAuth2Strategy;
   tokenClient: BitbucketTokenClient;
   profiles: ProfileSource;
-  cache: ProfileCache;
+  sessions: Sessions;
 }
 
 /** Services the authenticator uses when the module provides them. */
 export interface BitbucketAuthenticatorOptions {
-  /** Caches profiles between refreshes (see `profileCacheTtl`). */
+  /**
+   * Keeps sessions between refreshes and across replicas (encrypted; see
+   * `profileCacheTtl` and `refreshGracePeriod`). Without it, a per-process
+   * store serves.
+   */
   cache?: CacheService;
   /** Receives the audit lines of refused sign-ins and budget warnings. */
   logger?: LoggerService;
@@ -42,21 +46,6 @@ export interface BitbucketAuthenticatorOptions {
 
 /** The scopes every sign-in needs: `/2.0/user` and `/2.0/user/emails`. */
 export const REQUIRED_SCOPES = ['account', 'email'];
-
-function toSession(
-  token: BitbucketTokenResponse,
-  previousRefreshToken?: string,
-): OAuthSession {
-  return {
-    accessToken: token.accessToken,
-    tokenType: token.tokenType,
-    scope: token.scope,
-    expiresInSeconds: token.expiresInSeconds,
-    // Bitbucket rotates refresh tokens (CHANGE-3052); before May 2026 it
-    // returned the same one, and an answer without one keeps the old.
-    refreshToken: token.refreshToken ?? previousRefreshToken,
-  };
-}
 
 function createStrategy(
   settings: ReturnType<typeof readBitbucketProviderSettings>,
@@ -200,16 +189,22 @@ export function createBitbucketAuthenticator(
         budget: new RateBudget(settings.clientId, logger),
         sequential: options.sequentialProfileFetch,
       });
+      const profiles = new ProfileSource({ client, settings, logger });
       return {
         settings,
         tokenClient,
         strategy: createStrategy(settings, callbackUrl),
-        profiles: new ProfileSource({ client, settings, logger }),
-        cache: new ProfileCache(
-          cache,
-          settings.clientId,
-          settings.profileCacheTtlMs,
-        ),
+        profiles,
+        sessions: new Sessions({
+          store: new SessionStore(cache, settings.clientId, {
+            sessionTtlMs:
+              settings.profileCacheTtlMs > 0 ? settings.identityCacheTtlMs : 0,
+            graceMs: settings.refreshGracePeriodMs,
+          }),
+          tokens: tokenClient,
+          profiles,
+          settings,
+        }),
       };
     },
     async start(input, ctx) {
@@ -233,40 +228,18 @@ export function createBitbucketAuthenticator(
         token.accessToken,
         deadline,
       );
-      const session = toSession(token);
-      await ctx.cache.put(
-        session.refreshToken,
-        fullProfile,
-        ctx.profiles.fingerprint,
-      );
+      const session = await ctx.sessions.started(token, fullProfile);
       return { fullProfile, session };
     },
     async refresh(
       input,
       ctx,
     ): Promise<OAuthAuthenticatorResult<BitbucketProfile>> {
-      const deadline = new Deadline(ctx.settings.signInTimeoutMs);
-      const [token, cached] = await Promise.all([
-        ctx.tokenClient.refresh(input.refreshToken, input.scope, deadline),
-        ctx.cache.get(input.refreshToken, ctx.profiles.fingerprint),
-      ]);
-      const session = toSession(token, input.refreshToken);
-      if (cached) {
-        ctx.profiles.check(cached.profile, 'refresh');
-        await ctx.cache.move(input.refreshToken, session.refreshToken, cached);
-        return { fullProfile: cached.profile, session };
-      }
-      const fullProfile = await ctx.profiles.full(
-        token.accessToken,
-        deadline,
-        'refresh',
-      );
-      await ctx.cache.put(
-        session.refreshToken,
-        fullProfile,
-        ctx.profiles.fingerprint,
-      );
-      return { fullProfile, session };
+      return ctx.sessions.refresh(input.refreshToken, input.scope);
+    },
+    async logout(input, ctx) {
+      // Bitbucket Cloud has no revocation endpoint: forget the session here
+      await ctx.sessions.ended(input.refreshToken);
     },
   });
 }

@@ -281,7 +281,7 @@ export class BitbucketClient {
           this.#origin,
           error,
           this.#timeoutMs,
-          deadline,
+          timeoutMs < this.#timeoutMs ? deadline : undefined,
         );
       }
       this.#budget?.record(res.status, res);

@@ -170,13 +170,17 @@ export function deadlineError(endpoint: string, totalMs: number): Error {
   );
 }
 
-/** Error for a call that did not complete (timeout, network or an oversized answer). */
+/**
+ * Error for a call that did not complete (timeout, network or an oversized
+ * answer). `deadline` is given when the sign-in's deadline, not
+ * `requestTimeout`, set the call's time limit.
+ */
 export function transportError(
   endpoint: string,
   origin: string,
   error: unknown,
   timeoutMs: number,
-  deadline?: { totalMs: number; expired(): boolean },
+  deadline?: { totalMs: number },
 ): Error {
   const name = (error as Error)?.name;
   if (name === 'ResponseTooLargeError') {
@@ -187,7 +191,7 @@ export function transportError(
     );
   }
   if (name === 'TimeoutError' || name === 'AbortError') {
-    if (deadline?.expired()) return deadlineError(endpoint, deadline.totalMs);
+    if (deadline) return deadlineError(endpoint, deadline.totalMs);
     return new ServiceUnavailableError(
       `Bitbucket did not answer ${endpoint} within ${timeoutMs} ms. Try again; if it persists, check that ${origin} is reachable from the backend or raise requestTimeout.`,
     );
@@ -239,6 +243,16 @@ export function authorizeCallbackError(
   );
 }
 
+const invalidGrants = new WeakSet<Error>();
+
+/**
+ * Whether Bitbucket refused a refresh token (`invalid_grant`): it expired,
+ * was revoked, or was already rotated, perhaps by another replica.
+ */
+export function isInvalidGrant(error: unknown): boolean {
+  return error instanceof Error && invalidGrants.has(error);
+}
+
 /**
  * The error for an RFC 6749 error answer of the token endpoint.
  * `grant` tells whether a code was exchanged or a session refreshed.
@@ -273,13 +287,16 @@ export function tokenError(
     );
   }
   if (code === 'invalid_grant') {
-    return grant === 'refresh_token'
-      ? new AuthenticationError(
-          `Your Bitbucket session has expired or was revoked${said}. Sign in again.`,
-        )
-      : new AuthenticationError(
-          `Bitbucket did not accept the sign-in code: it expired or was already used${said}. Sign in again.`,
-        );
+    if (grant === 'refresh_token') {
+      const error = new AuthenticationError(
+        `Your Bitbucket session has expired or was revoked${said}. Sign in again.`,
+      );
+      invalidGrants.add(error);
+      return error;
+    }
+    return new AuthenticationError(
+      `Bitbucket did not accept the sign-in code: it expired or was already used${said}. Sign in again.`,
+    );
   }
   if (code === 'invalid_scope') {
     return authorizeCallbackError(code, description);

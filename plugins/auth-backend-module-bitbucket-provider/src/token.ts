@@ -78,6 +78,7 @@ export class BitbucketTokenClient {
     const { tokenUrl, clientId, clientSecret, timeoutMs } = this.#options;
     const endpoint = `POST ${new URL(tokenUrl).pathname}`;
     if (deadline?.expired()) throw deadlineError(endpoint, deadline.totalMs);
+    const callTimeoutMs = deadline?.callTimeout(timeoutMs) ?? timeoutMs;
     let res: HttpAnswer;
     try {
       res = await httpRequest(tokenUrl, {
@@ -90,7 +91,7 @@ export class BitbucketTokenClient {
           Accept: 'application/json',
         },
         body: new URLSearchParams(form).toString(),
-        timeoutMs: deadline?.callTimeout(timeoutMs) ?? timeoutMs,
+        timeoutMs: callTimeoutMs,
       });
     } catch (error) {
       throw transportError(
@@ -98,7 +99,7 @@ export class BitbucketTokenClient {
         new URL(tokenUrl).origin,
         error,
         timeoutMs,
-        deadline,
+        callTimeoutMs < timeoutMs ? deadline : undefined,
       );
     }
     if (!res.ok) {

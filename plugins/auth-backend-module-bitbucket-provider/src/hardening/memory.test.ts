@@ -1,11 +1,11 @@
 /*
  * Memory stays bounded: Backstage's default cache store (a Map in memory)
- * drops an expired entry only when it is read, so the profile cache deletes
- * the entries it wrote once they expire. The 10,000 sign-ins with the RSS
+ * drops an expired entry only when it is read, so the session store deletes
+ * the records it wrote once they expire. The 10,000 sign-ins with the RSS
  * check run outside Jest: hardening/soak.ts.
  */
 import { CacheService } from '@backstage/backend-plugin-api';
-import { ProfileCache } from '../profileCache';
+import { SessionStore, StoredSession } from '../sessionStore';
 import { signInInfo } from '../__testUtils__/resolverContext';
 
 /** Like Backstage's memory store: expired entries stay until they are read. */
@@ -34,30 +34,49 @@ function lazyMemoryCache() {
   return { cache, entries };
 }
 
+const session = (refreshToken: string): StoredSession => ({
+  accessToken: `access-${refreshToken}`,
+  tokenType: 'bearer',
+  scope: 'account email',
+  expiresAt: Date.now() + 7_200_000,
+  refreshToken,
+  profile: signInInfo().result.fullProfile,
+  identityFetchedAt: Date.now(),
+  membershipFetchedAt: Date.now(),
+  fingerprint: 'fp',
+});
+
 describe('memory', () => {
   afterEach(() => jest.useRealTimers());
 
-  it('the profile cache deletes its expired entries from a store that keeps them', async () => {
+  it('the session store deletes its expired records from a store that keeps them', async () => {
     jest.useFakeTimers();
     const { cache, entries } = lazyMemoryCache();
-    const profiles = new ProfileCache(cache, 'client', 60_000);
-    const profile = signInInfo().result.fullProfile;
+    const store = new SessionStore(cache, 'client', {
+      sessionTtlMs: 60_000,
+      graceMs: 10_000,
+    });
     for (let i = 0; i < 1000; i++) {
-      await profiles.put(`refresh-${i}`, profile, 'fp');
+      await store.put(session(`refresh-${i}`));
     }
     expect(entries.size).toBe(1000);
 
-    // a session that refreshes moves its entry; the others are abandoned
-    const moved = await profiles.get('refresh-1', 'fp');
-    await profiles.move('refresh-1', 'refresh-1b', moved!);
+    // a session that refreshes rotates: its record is replaced by the new
+    // one, plus a rotation record
+    await store.rotate('refresh-1', session('refresh-1b'));
+    expect(entries.size).toBe(1001);
+
+    // rotation records go first, after the grace period
+    jest.advanceTimersByTime(11_000);
+    await Promise.resolve();
     expect(entries.size).toBe(1000);
 
     jest.advanceTimersByTime(61_000);
     await Promise.resolve();
     expect(entries.size).toBe(0);
 
-    // entries written later are swept in turn
-    await profiles.put('refresh-late', profile, 'fp');
+    // records written later are swept in turn
+    await store.put(session('refresh-late'));
     jest.advanceTimersByTime(30_000);
     await Promise.resolve();
     expect(entries.size).toBe(1);

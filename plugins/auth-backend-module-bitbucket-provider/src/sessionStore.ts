@@ -1,0 +1,270 @@
+import { CacheService } from '@backstage/backend-plugin-api';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHmac,
+  hkdfSync,
+  randomBytes,
+} from 'node:crypto';
+import { BitbucketProfile } from './profile';
+
+/**
+ * What the module keeps of one session: its Bitbucket tokens and the
+ * profile with the times its parts were fetched.
+ */
+export interface StoredSession {
+  accessToken: string;
+  tokenType: string;
+  /** The scope Bitbucket granted to the access token, space-separated. */
+  scope: string;
+  /** When the access token expires (ms since the epoch); unknown = undefined. */
+  expiresAt?: number;
+  refreshToken: string;
+  profile: BitbucketProfile;
+  /** When `/2.0/user` and `/2.0/user/emails` were read (ms since the epoch). */
+  identityFetchedAt: number;
+  /** When the workspace roles were read. */
+  membershipFetchedAt: number;
+  /** Of the workspace settings that checked the profile. */
+  fingerprint: string;
+}
+
+/** Options of {@link SessionStore}. */
+export interface SessionStoreOptions {
+  /** How long a session record lives; 0 = sessions are not kept. */
+  sessionTtlMs: number;
+  /** How long a rotation record lives; 0 = none are kept. */
+  graceMs: number;
+}
+
+const SESSION = 'bitbucket-session:v2:';
+const ROTATED = 'bitbucket-rotated:v2:';
+
+/**
+ * The module's security-relevant state, and its rules:
+ *
+ * 1. Everything is stored under an HMAC of the refresh token (keyed by the
+ *    consumer key), never the token itself.
+ * 2. Everything is encrypted with AES-256-GCM under a key derived (HKDF-SHA256)
+ *    from the refresh token the browser holds, with the storage key as
+ *    associated data: whoever reads the cache (Redis, memcache) without that
+ *    cookie learns no token, email or workspace, and cannot move a record
+ *    to another key.
+ * 3. A session record lives `sessionTtlMs` at most, and goes when its
+ *    refresh token rotates; the rotation record, which hands the new
+ *    session to whoever still holds the old refresh token, lives `graceMs`
+ *    only: that window bounds replay.
+ * 4. A record that does not decrypt, or is not of the expected shape, is a
+ *    miss, never an error.
+ *
+ * Backstage's cache service is in memory by default (per process), or Redis
+ * or memcache when configured, so that replicas share it; without one, an
+ * in-process store serves. The memory store drops an expired entry only when
+ * it is read, and the record of a session that never refreshes is never read
+ * again: this process deletes the records it wrote once they expired.
+ */
+export class SessionStore {
+  readonly #cache: CacheService;
+  readonly #clientId: string;
+  readonly #options: SessionStoreOptions;
+  /** The keys this process wrote, with when they expire. */
+  readonly #written = new Map<string, number>();
+  #sweeper?: ReturnType<typeof setInterval>;
+
+  constructor(
+    cache: CacheService | undefined,
+    clientId: string,
+    options: SessionStoreOptions,
+  ) {
+    this.#cache = cache ?? processCache();
+    this.#clientId = clientId;
+    this.#options = options;
+  }
+
+  /** The storage id of a refresh token: an HMAC, never the token. */
+  id(refreshToken: string): string {
+    return createHmac('sha256', this.#clientId)
+      .update(refreshToken)
+      .digest('base64url');
+  }
+
+  /** The session record of this refresh token. */
+  async get(refreshToken: string): Promise<StoredSession | undefined> {
+    if (this.#options.sessionTtlMs <= 0) return undefined;
+    return this.#read(SESSION, refreshToken);
+  }
+
+  /** Keeps `session` under its refresh token. */
+  async put(session: StoredSession): Promise<void> {
+    const { sessionTtlMs } = this.#options;
+    if (sessionTtlMs <= 0) return;
+    await this.#write(SESSION, session.refreshToken, session, sessionTtlMs);
+  }
+
+  /**
+   * After a rotation: the new session under its refresh token, a rotation
+   * record under the old one, and the old session record gone (else the
+   * old token would keep its access token past the grace period), in one
+   * round trip.
+   */
+  async rotate(from: string, session: StoredSession): Promise<void> {
+    const writes = [this.put(session)];
+    if (from !== session.refreshToken) {
+      writes.push(this.#delete(SESSION + this.id(from)));
+      if (this.#options.graceMs > 0) {
+        writes.push(this.#write(ROTATED, from, session, this.#options.graceMs));
+      }
+    }
+    await Promise.all(writes);
+  }
+
+  /** The session `refreshToken` rotated to, within the grace period. */
+  async rotated(refreshToken: string): Promise<StoredSession | undefined> {
+    if (this.#options.graceMs <= 0) return undefined;
+    return this.#read(ROTATED, refreshToken);
+  }
+
+  /** Forgets the session of this refresh token (logout). */
+  async delete(refreshToken: string): Promise<void> {
+    await this.#delete(SESSION + this.id(refreshToken));
+  }
+
+  async #read(
+    prefix: string,
+    refreshToken: string,
+  ): Promise<StoredSession | undefined> {
+    const key = prefix + this.id(refreshToken);
+    const sealed = await this.#cache.get(key).catch(() => undefined);
+    if (typeof sealed !== 'string') return undefined;
+    const session = open(sealed, this.#key(refreshToken), key);
+    return isStoredSession(session) ? session : undefined;
+  }
+
+  async #write(
+    prefix: string,
+    refreshToken: string,
+    session: StoredSession,
+    ttl: number,
+  ): Promise<void> {
+    const key = prefix + this.id(refreshToken);
+    await this.#cache
+      .set(key, seal(session, this.#key(refreshToken), key), { ttl })
+      .catch(() => undefined); // a cache outage costs calls, not sign-ins
+    this.#track(key, Date.now() + ttl);
+  }
+
+  #key(refreshToken: string): Buffer {
+    return Buffer.from(
+      hkdfSync(
+        'sha256',
+        refreshToken,
+        this.#clientId,
+        'backstage bitbucket session v2',
+        32,
+      ),
+    );
+  }
+
+  #track(key: string, expiresAt: number) {
+    this.#written.set(key, expiresAt);
+    if (!this.#sweeper) {
+      const every = Math.min(
+        60_000,
+        ...[this.#options.sessionTtlMs, this.#options.graceMs].filter(
+          ms => ms > 0,
+        ),
+      );
+      this.#sweeper = setInterval(() => this.#sweep(), every);
+      this.#sweeper.unref?.();
+    }
+  }
+
+  #sweep() {
+    const now = Date.now();
+    for (const [key, expiresAt] of this.#written) {
+      if (expiresAt <= now) void this.#delete(key);
+    }
+    if (this.#written.size === 0 && this.#sweeper) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
+    }
+  }
+
+  async #delete(key: string) {
+    this.#written.delete(key);
+    await this.#cache.delete(key).catch(() => undefined);
+  }
+}
+
+/** `v2.<iv>.<ciphertext>.<tag>`, base64url: AES-256-GCM with the key as AAD. */
+function seal(value: unknown, key: Buffer, aad: string): string {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  cipher.setAAD(Buffer.from(aad));
+  const data = Buffer.concat([
+    cipher.update(JSON.stringify(value), 'utf8'),
+    cipher.final(),
+  ]);
+  return ['v2', iv, data, cipher.getAuthTag()]
+    .map(part => (typeof part === 'string' ? part : part.toString('base64url')))
+    .join('.');
+}
+
+function open(sealed: string, key: Buffer, aad: string): unknown {
+  const [version, iv, data, tag] = sealed.split('.');
+  if (version !== 'v2' || !iv || !data || !tag) return undefined;
+  try {
+    const decipher = createDecipheriv(
+      'aes-256-gcm',
+      key,
+      Buffer.from(iv, 'base64url'),
+    );
+    decipher.setAAD(Buffer.from(aad));
+    decipher.setAuthTag(Buffer.from(tag, 'base64url'));
+    const plain = Buffer.concat([
+      decipher.update(Buffer.from(data, 'base64url')),
+      decipher.final(),
+    ]);
+    return JSON.parse(plain.toString('utf8'));
+  } catch {
+    return undefined; // another key (another token), or tampered
+  }
+}
+
+function isStoredSession(value: unknown): value is StoredSession {
+  const v = value as Partial<StoredSession> | undefined;
+  return (
+    typeof v?.accessToken === 'string' &&
+    typeof v.refreshToken === 'string' &&
+    typeof v.scope === 'string' &&
+    typeof v.identityFetchedAt === 'number' &&
+    typeof v.membershipFetchedAt === 'number' &&
+    typeof v.fingerprint === 'string' &&
+    typeof v.profile?.uuid === 'string'
+  );
+}
+
+/** A per-process store for when the backend provides no cache service. */
+function processCache(): CacheService {
+  const entries = new Map<string, { value: unknown; expiresAt: number }>();
+  const service: CacheService = {
+    async get(key) {
+      const entry = entries.get(key);
+      if (!entry) return undefined;
+      if (entry.expiresAt <= Date.now()) {
+        entries.delete(key);
+        return undefined;
+      }
+      return entry.value as any;
+    },
+    async set(key, value, options) {
+      const ttl = typeof options?.ttl === 'number' ? options.ttl : 60_000;
+      entries.set(key, { value, expiresAt: Date.now() + ttl });
+    },
+    async delete(key) {
+      entries.delete(key);
+    },
+    withOptions: () => service,
+  };
+  return service;
+}

@@ -1,0 +1,326 @@
+import {
+  OAuthAuthenticatorResult,
+  OAuthSession,
+} from '@backstage/plugin-auth-node';
+import { BitbucketProviderSettings } from './config';
+import { Deadline } from './deadline';
+import { isInvalidGrant } from './errors';
+import { BitbucketProfile } from './profile';
+import { ProfileSource } from './profileSource';
+import { SessionStore, StoredSession } from './sessionStore';
+import { BitbucketTokenClient, BitbucketTokenResponse } from './token';
+
+type Result = OAuthAuthenticatorResult<BitbucketProfile>;
+
+/** A refresh answers from the cache only while the access token has longer than this to live. */
+export const ACCESS_TOKEN_MARGIN_MS = 5 * 60 * 1000;
+/** How long a refresh refused with `invalid_grant` waits for another replica's rotation record. */
+const ROTATION_WAIT_MS = 2000;
+const ROTATION_POLL_MS = 100;
+/** Rotation records followed at most, from an old refresh token to the newest. */
+const MAX_HOPS = 5;
+
+function scopes(scope: string | undefined): Set<string> {
+  return new Set((scope ?? '').split(/[\s,]+/).filter(Boolean));
+}
+
+/** Whether every scope of `requested` is in `granted`. */
+export function scopeWithin(requested: string, granted: string): boolean {
+  const have = scopes(granted);
+  return [...scopes(requested)].every(s => have.has(s));
+}
+
+/**
+ * The lifecycle of sessions against Bitbucket's rotating refresh tokens
+ * (CHANGE-3052: each refresh returns a new refresh token and the old one
+ * dies), for a browser with many tabs and a backend with many replicas:
+ *
+ * - A refresh whose access token has longer than 5 minutes to live, whose
+ *   workspace check is younger than `profileCacheTtl` (under the same
+ *   settings), whose user and emails are younger than `identityCacheTtl`
+ *   and whose requested scope was granted, answers from the cache: no call
+ *   to Bitbucket, the same access token, the same cookie.
+ * - When only the workspace check (or the identity) is due, it is read
+ *   again with the access token in hand: no rotation.
+ * - Otherwise the refresh token is exchanged (rotated). Refreshes with the
+ *   same refresh token in one process share that one call (single flight);
+ *   the rotation leaves a record under the old refresh token, for
+ *   `refreshGracePeriod`, so that a refresh with the old token (another
+ *   tab, another replica, a reload whose answer was lost) gets the same new
+ *   session and cookie instead of an `invalid_grant`. When Bitbucket answers
+ *   `invalid_grant` while another replica may still be rotating, the
+ *   refresh waits for that record briefly.
+ */
+export class Sessions {
+  readonly #store: SessionStore;
+  readonly #tokens: BitbucketTokenClient;
+  readonly #profiles: ProfileSource;
+  readonly #settings: BitbucketProviderSettings;
+  readonly #flights = new Map<string, Promise<Result>>();
+
+  constructor(options: {
+    store: SessionStore;
+    tokens: BitbucketTokenClient;
+    profiles: ProfileSource;
+    settings: BitbucketProviderSettings;
+  }) {
+    this.#store = options.store;
+    this.#tokens = options.tokens;
+    this.#profiles = options.profiles;
+    this.#settings = options.settings;
+  }
+
+  /** Keeps a new sign-in's session for its refreshes. */
+  async started(
+    token: BitbucketTokenResponse,
+    profile: BitbucketProfile,
+  ): Promise<OAuthSession> {
+    const now = Date.now();
+    const stored = this.#fromToken(token, undefined, token.scope, {
+      profile,
+      identityFetchedAt: now,
+      membershipFetchedAt: now,
+      fingerprint: this.#profiles.fingerprint,
+    });
+    if (token.refreshToken) await this.#store.put(stored);
+    return {
+      ...toSession(stored, token.refreshToken),
+      expiresInSeconds: token.expiresInSeconds,
+    };
+  }
+
+  /** A refresh of the session of `refreshToken`, for the `scope` requested. */
+  refresh(refreshToken: string, scope: string): Promise<Result> {
+    const key = `${this.#store.id(refreshToken)} ${scope}`;
+    let flight = this.#flights.get(key);
+    if (!flight) {
+      flight = this.#refresh(refreshToken, scope).finally(() =>
+        this.#flights.delete(key),
+      );
+      this.#flights.set(key, flight);
+    }
+    return flight;
+  }
+
+  /** Forgets the session: its access token is not served again. */
+  async ended(refreshToken: string | undefined): Promise<void> {
+    if (refreshToken) await this.#store.delete(refreshToken);
+  }
+
+  async #refresh(refreshToken: string, scope: string): Promise<Result> {
+    const deadline = new Deadline(this.#settings.signInTimeoutMs);
+    let { token, stored } = await this.#latest(refreshToken);
+    // at most twice: after another replica's rotation, once more
+    for (let round = 0; ; round++) {
+      if (stored && this.#tokenUsable(stored, scope)) {
+        if (this.#profileFresh(stored)) return answer(stored);
+        try {
+          const checked = await this.#recheck(
+            stored,
+            stored.accessToken,
+            deadline,
+          );
+          await this.#store.put(checked);
+          return answer(checked);
+        } catch (error) {
+          // the access token was revoked at Bitbucket: exchange the refresh token
+          if ((error as Error)?.name !== 'AuthenticationError') throw error;
+        }
+      }
+      try {
+        return await this.#rotate(token, scope, stored, deadline);
+      } catch (error) {
+        if (!isInvalidGrant(error) || round > 0) throw error;
+        const next = await this.#awaitRotation(token, deadline);
+        if (!next) throw error;
+        ({ token, stored } = { token: next.refreshToken, stored: next });
+      }
+    }
+  }
+
+  /**
+   * The newest session of `refreshToken`: its own record, or the one it
+   * rotated to (through several rotations, while their records last).
+   */
+  async #latest(
+    refreshToken: string,
+  ): Promise<{ token: string; stored?: StoredSession }> {
+    let token = refreshToken;
+    let stored = await this.#store.get(token);
+    let forwarded: StoredSession | undefined;
+    for (let hop = 0; !stored && hop < MAX_HOPS; hop++) {
+      const next = await this.#store.rotated(token);
+      if (!next) break;
+      forwarded = next;
+      token = next.refreshToken;
+      stored = await this.#store.get(token);
+    }
+    return { token, stored: stored ?? forwarded };
+  }
+
+  /** Exchanges the refresh token; the new session replaces the old one. */
+  async #rotate(
+    refreshToken: string,
+    scope: string,
+    stored: StoredSession | undefined,
+    deadline: Deadline,
+  ): Promise<Result> {
+    const token = await this.#tokens.refresh(refreshToken, scope, deadline);
+    let next = stored
+      ? this.#fromToken(token, refreshToken, scope, stored)
+      : undefined;
+    try {
+      if (!next || !this.#profileFresh(next)) {
+        next = await this.#recheck(
+          next ?? this.#fromToken(token, refreshToken, scope, EMPTY),
+          token.accessToken,
+          deadline,
+        );
+      }
+      return answer(next);
+    } finally {
+      // also when the profile fetch failed: within the grace period, the
+      // old refresh token still reaches the new one, and the check is retried
+      if (next) await this.#store.rotate(refreshToken, next);
+    }
+  }
+
+  /** The profile read again: in full when the identity is due, else the roles. */
+  async #recheck(
+    stored: StoredSession,
+    accessToken: string,
+    deadline: Deadline,
+  ): Promise<StoredSession> {
+    const now = Date.now();
+    const identityDue =
+      !stored.profile ||
+      now - stored.identityFetchedAt >= this.#settings.identityCacheTtlMs;
+    if (identityDue) {
+      const profile = await this.#profiles.full(
+        accessToken,
+        deadline,
+        'refresh',
+      );
+      return {
+        ...stored,
+        profile,
+        identityFetchedAt: now,
+        membershipFetchedAt: now,
+        fingerprint: this.#profiles.fingerprint,
+      };
+    }
+    const profile = await this.#profiles.membership(
+      accessToken,
+      stored.profile,
+      deadline,
+      'refresh',
+    );
+    return {
+      ...stored,
+      profile,
+      membershipFetchedAt: now,
+      fingerprint: this.#profiles.fingerprint,
+    };
+  }
+
+  async #awaitRotation(
+    refreshToken: string,
+    deadline: Deadline,
+  ): Promise<StoredSession | undefined> {
+    const until =
+      Date.now() +
+      Math.min(
+        ROTATION_WAIT_MS,
+        this.#settings.refreshGracePeriodMs,
+        deadline.remaining(),
+      );
+    while (Date.now() < until) {
+      await new Promise(r => setTimeout(r, ROTATION_POLL_MS));
+      const next = await this.#store.rotated(refreshToken);
+      if (next) return (await this.#store.get(next.refreshToken)) ?? next;
+    }
+    return undefined;
+  }
+
+  /** Whether the access token serves this refresh without Bitbucket. */
+  #tokenUsable(stored: StoredSession, scope: string): boolean {
+    return (
+      stored.expiresAt !== undefined &&
+      stored.expiresAt - Date.now() > ACCESS_TOKEN_MARGIN_MS &&
+      scopeWithin(scope, stored.scope)
+    );
+  }
+
+  /** Whether the cached profile serves this refresh without Bitbucket. */
+  #profileFresh(stored: StoredSession): boolean {
+    const { profileCacheTtlMs, identityCacheTtlMs, workspaces } =
+      this.#settings;
+    const now = Date.now();
+    if (!stored.profile || stored.fingerprint !== this.#profiles.fingerprint) {
+      return false;
+    }
+    if (now - stored.identityFetchedAt >= identityCacheTtlMs) return false;
+    return (
+      !workspaces.allowed ||
+      now - stored.membershipFetchedAt < profileCacheTtlMs
+    );
+  }
+
+  #fromToken(
+    token: BitbucketTokenResponse,
+    previousRefreshToken: string | undefined,
+    requestedScope: string,
+    kept: Pick<
+      StoredSession,
+      'profile' | 'identityFetchedAt' | 'membershipFetchedAt' | 'fingerprint'
+    >,
+  ): StoredSession {
+    return {
+      accessToken: token.accessToken,
+      tokenType: token.tokenType,
+      // Bitbucket grants what was asked or refuses (invalid_scope)
+      scope: token.scope || requestedScope,
+      expiresAt:
+        token.expiresInSeconds !== undefined
+          ? Date.now() + token.expiresInSeconds * 1000
+          : undefined,
+      // an answer without one keeps the old (Bitbucket before CHANGE-3052)
+      refreshToken: token.refreshToken ?? previousRefreshToken ?? '',
+      profile: kept.profile,
+      identityFetchedAt: kept.identityFetchedAt,
+      membershipFetchedAt: kept.membershipFetchedAt,
+      fingerprint: kept.fingerprint,
+    };
+  }
+}
+
+/** No profile yet: everything is due. */
+const EMPTY = {
+  profile: undefined as unknown as BitbucketProfile,
+  identityFetchedAt: 0,
+  membershipFetchedAt: 0,
+  fingerprint: '',
+};
+
+function toSession(
+  stored: StoredSession,
+  refreshToken: string | undefined,
+): OAuthSession {
+  return {
+    accessToken: stored.accessToken,
+    tokenType: stored.tokenType,
+    scope: stored.scope,
+    expiresInSeconds:
+      stored.expiresAt !== undefined
+        ? Math.max(0, Math.floor((stored.expiresAt - Date.now()) / 1000))
+        : undefined,
+    refreshToken,
+  };
+}
+
+function answer(stored: StoredSession): Result {
+  return {
+    fullProfile: stored.profile,
+    session: toSession(stored, stored.refreshToken),
+  };
+}
