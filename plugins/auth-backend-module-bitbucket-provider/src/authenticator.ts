@@ -197,8 +197,7 @@ export function createBitbucketAuthenticator(
         profiles,
         sessions: new Sessions({
           store: new SessionStore(cache, settings.clientId, {
-            sessionTtlMs:
-              settings.profileCacheTtlMs > 0 ? settings.identityCacheTtlMs : 0,
+            keepSessions: settings.profileCacheTtlMs > 0,
             graceMs: settings.refreshGracePeriodMs,
           }),
           tokens: tokenClient,

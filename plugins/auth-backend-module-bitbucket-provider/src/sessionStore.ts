@@ -20,7 +20,8 @@ export interface StoredSession {
   /** When the access token expires (ms since the epoch); unknown = undefined. */
   expiresAt?: number;
   refreshToken: string;
-  profile: BitbucketProfile;
+  /** None yet when the profile fetch after a rotation failed: all of it is due. */
+  profile?: BitbucketProfile;
   /** When `/2.0/user` and `/2.0/user/emails` were read (ms since the epoch). */
   identityFetchedAt: number;
   /** When the workspace roles were read. */
@@ -31,8 +32,8 @@ export interface StoredSession {
 
 /** Options of {@link SessionStore}. */
 export interface SessionStoreOptions {
-  /** How long a session record lives; 0 = sessions are not kept. */
-  sessionTtlMs: number;
+  /** Whether session records are kept (`profileCacheTtl` > 0). */
+  keepSessions: boolean;
   /** How long a rotation record lives; 0 = none are kept. */
   graceMs: number;
 }
@@ -50,7 +51,7 @@ const ROTATED = 'bitbucket-rotated:v2:';
  *    associated data: whoever reads the cache (Redis, memcache) without that
  *    cookie learns no token, email or workspace, and cannot move a record
  *    to another key.
- * 3. A session record lives `sessionTtlMs` at most, and goes when its
+ * 3. A session record lives as long as the caller says, and goes when its
  *    refresh token rotates; the rotation record, which hands the new
  *    session to whoever still holds the old refresh token, lives `graceMs`
  *    only: that window bounds replay.
@@ -90,15 +91,14 @@ export class SessionStore {
 
   /** The session record of this refresh token. */
   async get(refreshToken: string): Promise<StoredSession | undefined> {
-    if (this.#options.sessionTtlMs <= 0) return undefined;
+    if (!this.#options.keepSessions) return undefined;
     return this.#read(SESSION, refreshToken);
   }
 
-  /** Keeps `session` under its refresh token. */
-  async put(session: StoredSession): Promise<void> {
-    const { sessionTtlMs } = this.#options;
-    if (sessionTtlMs <= 0) return;
-    await this.#write(SESSION, session.refreshToken, session, sessionTtlMs);
+  /** Keeps `session` under its refresh token for `ttlMs`. */
+  async put(session: StoredSession, ttlMs: number): Promise<void> {
+    if (!this.#options.keepSessions || ttlMs <= 0) return;
+    await this.#write(SESSION, session.refreshToken, session, ttlMs);
   }
 
   /**
@@ -107,8 +107,12 @@ export class SessionStore {
    * old token would keep its access token past the grace period), in one
    * round trip.
    */
-  async rotate(from: string, session: StoredSession): Promise<void> {
-    const writes = [this.put(session)];
+  async rotate(
+    from: string,
+    session: StoredSession,
+    ttlMs: number,
+  ): Promise<void> {
+    const writes = [this.put(session, ttlMs)];
     if (from !== session.refreshToken) {
       writes.push(this.#delete(SESSION + this.id(from)));
       if (this.#options.graceMs > 0) {
@@ -168,12 +172,8 @@ export class SessionStore {
   #track(key: string, expiresAt: number) {
     this.#written.set(key, expiresAt);
     if (!this.#sweeper) {
-      const every = Math.min(
-        60_000,
-        ...[this.#options.sessionTtlMs, this.#options.graceMs].filter(
-          ms => ms > 0,
-        ),
-      );
+      // rotation records are the shortest-lived
+      const every = Math.min(60_000, this.#options.graceMs || 60_000);
       this.#sweeper = setInterval(() => this.#sweep(), every);
       this.#sweeper.unref?.();
     }
@@ -240,7 +240,7 @@ function isStoredSession(value: unknown): value is StoredSession {
     typeof v.identityFetchedAt === 'number' &&
     typeof v.membershipFetchedAt === 'number' &&
     typeof v.fingerprint === 'string' &&
-    typeof v.profile?.uuid === 'string'
+    (v.profile === undefined || typeof v.profile.uuid === 'string')
   );
 }
 

@@ -82,7 +82,7 @@ export class Sessions {
       membershipFetchedAt: now,
       fingerprint: this.#profiles.fingerprint,
     });
-    if (token.refreshToken) await this.#store.put(stored);
+    if (token.refreshToken) await this.#store.put(stored, this.#ttl(stored));
     return {
       ...toSession(stored, token.refreshToken),
       expiresInSeconds: token.expiresInSeconds,
@@ -112,7 +112,8 @@ export class Sessions {
     let { token, stored } = await this.#latest(refreshToken);
     // at most twice: after another replica's rotation, once more
     for (let round = 0; ; round++) {
-      if (stored && this.#tokenUsable(stored, scope)) {
+      const forwarded = token !== refreshToken;
+      if (stored && this.#tokenUsable(stored, scope, forwarded)) {
         if (this.#profileFresh(stored)) return answer(stored);
         try {
           const checked = await this.#recheck(
@@ -120,7 +121,7 @@ export class Sessions {
             stored.accessToken,
             deadline,
           );
-          await this.#store.put(checked);
+          await this.#store.put(checked, this.#ttl(checked));
           return answer(checked);
         } catch (error) {
           // the access token was revoked at Bitbucket: exchange the refresh token
@@ -166,22 +167,16 @@ export class Sessions {
     deadline: Deadline,
   ): Promise<Result> {
     const token = await this.#tokens.refresh(refreshToken, scope, deadline);
-    let next = stored
-      ? this.#fromToken(token, refreshToken, scope, stored)
-      : undefined;
+    let next = this.#fromToken(token, refreshToken, scope, stored ?? EMPTY);
     try {
-      if (!next || !this.#profileFresh(next)) {
-        next = await this.#recheck(
-          next ?? this.#fromToken(token, refreshToken, scope, EMPTY),
-          token.accessToken,
-          deadline,
-        );
+      if (!this.#profileFresh(next)) {
+        next = await this.#recheck(next, token.accessToken, deadline);
       }
       return answer(next);
     } finally {
       // also when the profile fetch failed: within the grace period, the
-      // old refresh token still reaches the new one, and the check is retried
-      if (next) await this.#store.rotate(refreshToken, next);
+      // old refresh token still reaches the new one, and the fetch is retried
+      await this.#store.rotate(refreshToken, next, this.#ttl(next));
     }
   }
 
@@ -211,7 +206,7 @@ export class Sessions {
     }
     const profile = await this.#profiles.membership(
       accessToken,
-      stored.profile,
+      stored.profile!,
       deadline,
       'refresh',
     );
@@ -228,13 +223,13 @@ export class Sessions {
     deadline: Deadline,
   ): Promise<StoredSession | undefined> {
     const until =
-      Date.now() +
+      performance.now() +
       Math.min(
         ROTATION_WAIT_MS,
         this.#settings.refreshGracePeriodMs,
         deadline.remaining(),
       );
-    while (Date.now() < until) {
+    while (performance.now() < until) {
       await new Promise(r => setTimeout(r, ROTATION_POLL_MS));
       const next = await this.#store.rotated(refreshToken);
       if (next) return (await this.#store.get(next.refreshToken)) ?? next;
@@ -242,13 +237,31 @@ export class Sessions {
     return undefined;
   }
 
-  /** Whether the access token serves this refresh without Bitbucket. */
-  #tokenUsable(stored: StoredSession, scope: string): boolean {
+  /**
+   * Whether the access token serves this refresh without Bitbucket: it has
+   * longer than the margin to live, or, for a session another request just
+   * rotated to, has not expired (that session is handed on as it is).
+   */
+  #tokenUsable(
+    stored: StoredSession,
+    scope: string,
+    forwarded: boolean,
+  ): boolean {
+    const margin = forwarded ? 0 : ACCESS_TOKEN_MARGIN_MS;
     return (
       stored.expiresAt !== undefined &&
-      stored.expiresAt - Date.now() > ACCESS_TOKEN_MARGIN_MS &&
+      stored.expiresAt - Date.now() > margin &&
       scopeWithin(scope, stored.scope)
     );
+  }
+
+  /** How long a record is worth keeping: while its token or its identity serve. */
+  #ttl(stored: StoredSession): number {
+    const until = Math.max(
+      stored.expiresAt ?? 0,
+      stored.identityFetchedAt + this.#settings.identityCacheTtlMs,
+    );
+    return until - Date.now();
   }
 
   /** Whether the cached profile serves this refresh without Bitbucket. */
@@ -296,7 +309,7 @@ export class Sessions {
 
 /** No profile yet: everything is due. */
 const EMPTY = {
-  profile: undefined as unknown as BitbucketProfile,
+  profile: undefined,
   identityFetchedAt: 0,
   membershipFetchedAt: 0,
   fingerprint: '',
@@ -318,9 +331,10 @@ function toSession(
   };
 }
 
+/** The refresh's result; only for a session whose profile is fresh. */
 function answer(stored: StoredSession): Result {
   return {
-    fullProfile: stored.profile,
+    fullProfile: stored.profile!,
     session: toSession(stored, stored.refreshToken),
   };
 }

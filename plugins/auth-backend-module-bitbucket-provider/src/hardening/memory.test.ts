@@ -53,17 +53,17 @@ describe('memory', () => {
     jest.useFakeTimers();
     const { cache, entries } = lazyMemoryCache();
     const store = new SessionStore(cache, 'client', {
-      sessionTtlMs: 60_000,
+      keepSessions: true,
       graceMs: 10_000,
     });
     for (let i = 0; i < 1000; i++) {
-      await store.put(session(`refresh-${i}`));
+      await store.put(session(`refresh-${i}`), 60_000);
     }
     expect(entries.size).toBe(1000);
 
     // a session that refreshes rotates: its record is replaced by the new
     // one, plus a rotation record
-    await store.rotate('refresh-1', session('refresh-1b'));
+    await store.rotate('refresh-1', session('refresh-1b'), 60_000);
     expect(entries.size).toBe(1001);
 
     // rotation records go first, after the grace period
@@ -76,7 +76,7 @@ describe('memory', () => {
     expect(entries.size).toBe(0);
 
     // records written later are swept in turn
-    await store.put(session('refresh-late'));
+    await store.put(session('refresh-late'), 60_000);
     jest.advanceTimersByTime(30_000);
     await Promise.resolve();
     expect(entries.size).toBe(1);

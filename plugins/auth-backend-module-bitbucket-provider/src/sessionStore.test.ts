@@ -1,0 +1,223 @@
+import { CacheService } from '@backstage/backend-plugin-api';
+import { SessionStore, StoredSession } from './sessionStore';
+import { signInInfo } from './__testUtils__/resolverContext';
+
+/** A cache whose raw content the test can read and change. */
+function rawCache() {
+  const entries = new Map<string, { value: unknown; ttl?: number }>();
+  const cache: CacheService = {
+    async get(key) {
+      return entries.get(key)?.value as any;
+    },
+    async set(key, value, options) {
+      entries.set(key, { value, ttl: options?.ttl as number | undefined });
+    },
+    async delete(key) {
+      entries.delete(key);
+    },
+    withOptions: () => cache,
+  };
+  return { cache, entries };
+}
+
+const profile = {
+  ...signInInfo().result.fullProfile,
+  workspaces: [
+    { slug: 'secret-merger-co', uuid: '{1234}', administrator: false },
+  ],
+};
+const session = (
+  refreshToken: string,
+  extra: Partial<StoredSession> = {},
+): StoredSession => ({
+  accessToken: `access-token-of-${refreshToken}`,
+  tokenType: 'bearer',
+  scope: 'account email',
+  expiresAt: 1_900_000_000_000,
+  refreshToken,
+  profile,
+  identityFetchedAt: 1000,
+  membershipFetchedAt: 2000,
+  fingerprint: 'fp',
+  ...extra,
+});
+
+const RT = 'refresh-token-AAAAAAAAAAAAAAAAAAAA';
+const RT2 = 'refresh-token-BBBBBBBBBBBBBBBBBBBB';
+
+describe('SessionStore', () => {
+  afterEach(() => jest.useRealTimers());
+
+  it('keeps a session under an HMAC of its refresh token, encrypted: the cache holds no token, email or workspace', async () => {
+    const { cache, entries } = rawCache();
+    const store = new SessionStore(cache, 'client', {
+      keepSessions: true,
+      graceMs: 10_000,
+    });
+    await store.put(session(RT), 60_000);
+    await store.rotate(RT, session(RT2), 60_000);
+
+    expect([...entries.keys()].sort()).toEqual(
+      [
+        `bitbucket-rotated:v2:${store.id(RT)}`,
+        `bitbucket-session:v2:${store.id(RT2)}`,
+      ].sort(),
+    );
+    const raw = JSON.stringify([...entries]);
+    for (const secret of [
+      RT,
+      RT2,
+      `access-token-of-${RT}`,
+      `access-token-of-${RT2}`,
+      'jane.doe@example.com',
+      'secret-merger-co',
+      'Jane Doe',
+      profile.uuid,
+    ]) {
+      expect(raw).not.toContain(secret);
+    }
+    expect(entries.get(`bitbucket-session:v2:${store.id(RT2)}`)).toEqual({
+      value: expect.stringMatching(/^v2\.[\w-]+\.[\w-]+\.[\w-]+$/),
+      ttl: 60_000,
+    });
+    expect(await store.get(RT2)).toEqual(session(RT2));
+  });
+
+  it('a record is readable only with its own refresh token, at its own key', async () => {
+    const { cache, entries } = rawCache();
+    const store = new SessionStore(cache, 'client', {
+      keepSessions: true,
+      graceMs: 10_000,
+    });
+    await store.put(session(RT), 60_000);
+    // copied to the key of another token: does not open (key and AAD differ)
+    const sealed = entries.get(`bitbucket-session:v2:${store.id(RT)}`)!;
+    entries.set(`bitbucket-session:v2:${store.id(RT2)}`, sealed);
+    expect(await store.get(RT2)).toBeUndefined();
+    // another consumer key: another id
+    const other = new SessionStore(cache, 'another-client', {
+      keepSessions: true,
+      graceMs: 10_000,
+    });
+    expect(other.id(RT)).not.toBe(store.id(RT));
+    expect(await other.get(RT)).toBeUndefined();
+    // tampered: a miss, not an error
+    const value = sealed.value as string;
+    entries.set(`bitbucket-session:v2:${store.id(RT)}`, {
+      value: `${value.slice(0, -4)}AAAA`,
+    });
+    expect(await store.get(RT)).toBeUndefined();
+    entries.set(`bitbucket-session:v2:${store.id(RT)}`, { value: 'garbage' });
+    expect(await store.get(RT)).toBeUndefined();
+  });
+
+  it('a rotation replaces the old record: the old token reaches the new session for the grace period only', async () => {
+    jest.useFakeTimers();
+    const { cache } = lazyCache();
+    const store = new SessionStore(cache, 'client', {
+      keepSessions: true,
+      graceMs: 10_000,
+    });
+    await store.put(session(RT), 60_000);
+    await store.rotate(RT, session(RT2), 60_000);
+    expect(await store.get(RT)).toBeUndefined();
+    expect(await store.rotated(RT)).toEqual(session(RT2));
+    expect(await store.get(RT2)).toEqual(session(RT2));
+    jest.advanceTimersByTime(10_001);
+    expect(await store.rotated(RT)).toBeUndefined();
+    expect(await store.get(RT2)).toEqual(session(RT2));
+  });
+
+  it('a rotation keeps the ages of the profile it carries', async () => {
+    const { cache } = rawCache();
+    const store = new SessionStore(cache, 'client', {
+      keepSessions: true,
+      graceMs: 10_000,
+    });
+    await store.rotate(
+      RT,
+      session(RT2, { identityFetchedAt: 111, membershipFetchedAt: 222 }),
+      60_000,
+    );
+    expect(await store.get(RT2)).toMatchObject({
+      identityFetchedAt: 111,
+      membershipFetchedAt: 222,
+    });
+  });
+
+  it('keeps no session without keepSessions, and no rotation record with graceMs 0', async () => {
+    const { cache, entries } = rawCache();
+    const off = new SessionStore(cache, 'client', {
+      keepSessions: false,
+      graceMs: 0,
+    });
+    await off.put(session(RT), 60_000);
+    await off.rotate(RT, session(RT2), 60_000);
+    expect(entries.size).toBe(0);
+    expect(await off.get(RT2)).toBeUndefined();
+    expect(await off.rotated(RT)).toBeUndefined();
+
+    const graceOnly = new SessionStore(cache, 'client', {
+      keepSessions: false,
+      graceMs: 10_000,
+    });
+    await graceOnly.rotate(RT, session(RT2), 60_000);
+    expect([...entries.keys()]).toEqual([
+      `bitbucket-rotated:v2:${graceOnly.id(RT)}`,
+    ]);
+    expect(await graceOnly.rotated(RT)).toEqual(session(RT2));
+  });
+
+  it('a cache outage is a miss, never an error', async () => {
+    const failing: CacheService = {
+      get: () => Promise.reject(new Error('ECONNREFUSED')),
+      set: () => Promise.reject(new Error('ECONNREFUSED')),
+      delete: () => Promise.reject(new Error('ECONNREFUSED')),
+      withOptions: () => failing,
+    };
+    const store = new SessionStore(failing, 'client', {
+      keepSessions: true,
+      graceMs: 10_000,
+    });
+    await expect(store.put(session(RT), 60_000)).resolves.toBeUndefined();
+    await expect(
+      store.rotate(RT, session(RT2), 60_000),
+    ).resolves.toBeUndefined();
+    await expect(store.get(RT)).resolves.toBeUndefined();
+    await expect(store.rotated(RT)).resolves.toBeUndefined();
+  });
+
+  it('serves from a per-process store without a cache service', async () => {
+    const store = new SessionStore(undefined, 'client', {
+      keepSessions: true,
+      graceMs: 10_000,
+    });
+    await store.put(session(RT), 60_000);
+    expect(await store.get(RT)).toEqual(session(RT));
+    await store.delete(RT);
+    expect(await store.get(RT)).toBeUndefined();
+  });
+});
+
+/** Like Backstage's memory store: expiry by the clock. */
+function lazyCache() {
+  const entries = new Map<string, { value: unknown; expires: number }>();
+  const cache: CacheService = {
+    async get(key) {
+      const entry = entries.get(key);
+      if (entry && entry.expires <= Date.now()) return undefined;
+      return entry?.value as any;
+    },
+    async set(key, value, options) {
+      entries.set(key, {
+        value,
+        expires: Date.now() + Number(options?.ttl ?? Infinity),
+      });
+    },
+    async delete(key) {
+      entries.delete(key);
+    },
+    withOptions: () => cache,
+  };
+  return { cache, entries };
+}
