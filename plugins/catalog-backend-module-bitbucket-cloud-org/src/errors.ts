@@ -23,7 +23,7 @@ function clip(text: string, max = 200): string {
   return line.length > max ? `${line.slice(0, max)}…` : line;
 }
 
-/** Bitbucket's words from a REST or OAuth error body, as ` (Bitbucket said: "…")`. */
+/** Bitbucket's words from a REST or OAuth error body, as `, Bitbucket said: "…"`. */
 function said(body: string): string {
   try {
     const json = JSON.parse(body);
@@ -32,7 +32,7 @@ function said(body: string): string {
         ? json.error.message
         : json?.error_description;
     if (typeof text === 'string' && text) {
-      return ` (Bitbucket said: "${clip(text)}")`;
+      return `, Bitbucket said: "${clip(text)}"`;
     }
   } catch {
     // not JSON: the status alone is reported
@@ -149,7 +149,11 @@ export function tokenFailure(
     return rateLimited(settings, endpoint, answer);
   }
   return new ServiceUnavailableError(
-    `Bitbucket's token endpoint answered HTTP ${answer.status} (${detail}). Try again later; if it persists check https://bitbucket.status.atlassian.com.`,
+    `Bitbucket's token endpoint failed (HTTP ${answer.status}${
+      code ? `, ${code}` : ''
+    }${said(
+      answer.text,
+    )}). Try again later; if it persists check https://bitbucket.status.atlassian.com.`,
   );
 }
 
@@ -164,7 +168,7 @@ export function membersFailure(
   switch (answer.status) {
     case 401:
       return new AuthenticationError(
-        `Bitbucket rejected a fresh access token of the OAuth consumer for ${endpoint}${words}. Check the consumer of '${settings.credentialsPath}' (${CONSUMERS}); it may have been deleted.`,
+        `Bitbucket rejected a fresh access token of the OAuth consumer (HTTP 401 on ${endpoint}${words}). Check the consumer of '${settings.credentialsPath}' (${CONSUMERS}); it may have been deleted.`,
       );
     case 403: {
       const scopes = scopeDetail(answer.text);
@@ -189,7 +193,7 @@ export function membersFailure(
       );
     case 410:
       return new ServiceUnavailableError(
-        `Bitbucket answered ${endpoint} with HTTP 410 Gone${words}: Bitbucket removed this endpoint. Upgrade this module.`,
+        `Bitbucket removed ${endpoint} (HTTP 410 Gone${words}). Upgrade this module.`,
       );
     case 429:
       return rateLimited(settings, endpoint, answer);
@@ -200,7 +204,7 @@ export function membersFailure(
         );
       }
       return new ServiceUnavailableError(
-        `Bitbucket answered ${endpoint} with HTTP ${answer.status}${words}. Try again later; if it persists check https://bitbucket.status.atlassian.com.`,
+        `Bitbucket failed ${endpoint} (HTTP ${answer.status}${words}). Try again later; if it persists check https://bitbucket.status.atlassian.com.`,
       );
   }
 }
