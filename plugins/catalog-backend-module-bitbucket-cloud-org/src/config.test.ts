@@ -1,9 +1,10 @@
 import { ConfigReader } from '@backstage/config';
+import { JsonValue } from '@backstage/types';
 import { DEFAULT_SCHEDULE, readProviderSettings } from './config';
 
 const SECRET = 'consumer-secret-Xy7';
 
-function read(providers: unknown, integrations?: unknown) {
+function read(providers: JsonValue, integrations?: JsonValue) {
   return readProviderSettings(
     new ConfigReader({
       catalog: { providers: { bitbucketCloudOrg: providers } },
@@ -12,7 +13,7 @@ function read(providers: unknown, integrations?: unknown) {
   );
 }
 
-function readOne(block: Record<string, unknown>, integrations?: unknown) {
+function readOne(block: JsonValue, integrations?: JsonValue) {
   return read({ production: block }, integrations)[0];
 }
 

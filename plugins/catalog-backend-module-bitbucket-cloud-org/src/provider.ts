@@ -96,9 +96,10 @@ export class BitbucketCloudOrgEntityProvider implements EntityProvider {
       });
       const grants = this.#token.grants - grantsBefore;
       this.#logger.info(
-        `${said} imported ${users.length} users and ${
-          groups.length
-        } groups from the workspaces ${listings
+        `${said} imported ${count(users.length, 'user')} and ${count(
+          groups.length,
+          'group',
+        )} from the workspaces ${listings
           .map(l => l.workspace.slug)
           .join(', ')} (${client.calls} REST calls${
           grants ? `, ${grants} token grant${grants > 1 ? 's' : ''}` : ''
@@ -114,4 +115,8 @@ export class BitbucketCloudOrgEntityProvider implements EntityProvider {
       return false;
     }
   }
+}
+
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }
