@@ -45,6 +45,7 @@ export interface BitbucketCloudMember {
   username?: string;
   /** Not unique, and changed by its owner at will. */
   nickname?: string;
+  /** The name the person shows, e.g. `Jane Doe`. */
   displayName?: string;
   /** `links.avatar.href` */
   avatarUrl?: string;
@@ -60,6 +61,7 @@ export interface BitbucketCloudMember {
 export interface BitbucketCloudTransformerContext {
   /** The provider's id: the key under `catalog.providers.bitbucketCloudOrg`. */
   providerId: string;
+  /** The catalog's logger. */
   logger: LoggerService;
 }
 
