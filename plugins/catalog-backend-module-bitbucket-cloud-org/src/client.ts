@@ -1,5 +1,10 @@
 import type { ProviderSettings } from './config';
-import { invalidAnswer, membersFailure, transportFailure } from './errors';
+import {
+  invalidAnswer,
+  membersFailure,
+  readJson,
+  transportFailure,
+} from './errors';
 import { Answer, call } from './http';
 import type { ClientCredentialsToken } from './token';
 import type {
@@ -132,17 +137,12 @@ export class BitbucketCloudOrgClient {
       }
       throw membersFailure(this.#settings, workspace, endpoint, answer);
     }
-    let json: { values?: unknown; next?: unknown };
-    try {
-      json = JSON.parse(answer.text);
-    } catch {
-      throw invalidAnswer(
-        this.#settings,
-        endpoint,
-        'apiBaseUrl',
-        'a body that is not JSON',
-      );
-    }
+    const json: { values?: unknown; next?: unknown } = readJson(
+      this.#settings,
+      endpoint,
+      'apiBaseUrl',
+      answer,
+    );
     if (!Array.isArray(json?.values)) {
       throw invalidAnswer(
         this.#settings,

@@ -123,6 +123,20 @@ export function invalidAnswer(
   );
 }
 
+/** The answer's JSON body; a body that is not JSON fails with {@link invalidAnswer}. */
+export function readJson(
+  settings: Settings,
+  endpoint: string,
+  setting: 'baseUrl' | 'apiBaseUrl',
+  answer: Answer,
+): any {
+  try {
+    return JSON.parse(answer.text);
+  } catch {
+    throw invalidAnswer(settings, endpoint, setting, 'a body that is not JSON');
+  }
+}
+
 /** A failed client-credentials grant. */
 export function tokenFailure(
   settings: Settings,

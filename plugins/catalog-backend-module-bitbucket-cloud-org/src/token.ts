@@ -1,5 +1,10 @@
 import type { ProviderSettings } from './config';
-import { invalidAnswer, tokenFailure, transportFailure } from './errors';
+import {
+  invalidAnswer,
+  readJson,
+  tokenFailure,
+  transportFailure,
+} from './errors';
 import { Answer, call } from './http';
 
 type Settings = Pick<
@@ -89,17 +94,12 @@ export class ClientCredentialsToken {
     if (answer.status < 200 || answer.status >= 300) {
       throw tokenFailure(this.#settings, endpoint, answer);
     }
-    let json: { access_token?: unknown; expires_in?: unknown };
-    try {
-      json = JSON.parse(answer.text);
-    } catch {
-      throw invalidAnswer(
-        this.#settings,
-        endpoint,
-        'baseUrl',
-        'a body that is not JSON',
-      );
-    }
+    const json: { access_token?: unknown; expires_in?: unknown } = readJson(
+      this.#settings,
+      endpoint,
+      'baseUrl',
+      answer,
+    );
     if (typeof json?.access_token !== 'string' || !json.access_token) {
       throw invalidAnswer(
         this.#settings,
