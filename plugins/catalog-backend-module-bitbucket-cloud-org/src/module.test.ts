@@ -3,11 +3,18 @@ import {
   SchedulerServiceTaskScheduleDefinition,
 } from '@backstage/backend-plugin-api';
 import { mockServices, startTestBackend } from '@backstage/backend-test-utils';
-import { EntityProvider } from '@backstage/plugin-catalog-node';
-import { catalogProcessingExtensionPoint } from '@backstage/plugin-catalog-node';
+import {
+  catalogProcessingExtensionPoint,
+  EntityProvider,
+  EntityProviderMutation,
+} from '@backstage/plugin-catalog-node';
+import { startEmulator } from '@internal/bitbucket-cloud-emulator';
 import catalogModuleBitbucketCloudOrg, {
   bitbucketCloudOrgEntityProviderTransformsExtensionPoint,
+  defaultBitbucketCloudUserTransformer,
 } from './index';
+import type { BitbucketCloudOrgEntityProvider } from './provider';
+import { ACME, CONSUMER, member } from './__testUtils__/world';
 
 async function start(config: object, extra: any[] = []) {
   const providers: EntityProvider[] = [];
@@ -91,6 +98,87 @@ describe('catalogModuleBitbucketCloudOrg', () => {
     ).rejects.toThrow(
       "Unknown config key 'catalog.providers.bitbucketCloudOrg.production.x'",
     );
+  });
+
+  it('runs the transformer another module set through the extension point', async () => {
+    const emulator = await startEmulator({
+      seed: {
+        consumers: [
+          {
+            key: CONSUMER.key,
+            secret: CONSUMER.secret,
+            callbackUrl: 'http://localhost',
+            permissions: ['team'],
+            workspaces: ['acme'],
+          },
+        ],
+        users: [member(1, [ACME])],
+      },
+    });
+    try {
+      const emails = createBackendModule({
+        pluginId: 'catalog',
+        moduleId: 'my-emails',
+        register(reg) {
+          reg.registerInit({
+            deps: {
+              org: bitbucketCloudOrgEntityProviderTransformsExtensionPoint,
+            },
+            async init({ org }) {
+              org.setUserTransformer(async (m, ctx) => {
+                const user = await defaultBitbucketCloudUserTransformer(m, ctx);
+                user!.spec.profile!.email = `${m.nickname}@corp.example`;
+                return user;
+              });
+            },
+          });
+        },
+      });
+      const { providers } = await start(
+        {
+          catalog: {
+            providers: {
+              bitbucketCloudOrg: {
+                production: {
+                  ...BLOCK,
+                  clientId: CONSUMER.key,
+                  clientSecret: CONSUMER.secret,
+                  baseUrl: emulator.url,
+                  apiBaseUrl: emulator.apiBaseUrl,
+                },
+              },
+            },
+          },
+        },
+        [emails],
+      );
+      const mutations: EntityProviderMutation[] = [];
+      const provider = providers[0] as BitbucketCloudOrgEntityProvider;
+      await provider.connect({
+        applyMutation: async m => {
+          mutations.push(m);
+        },
+        refresh: async () => {},
+      });
+      expect(await provider.refresh()).toBe(true);
+      const entities =
+        mutations[0].type === 'full' ? mutations[0].entities : [];
+      expect(
+        entities.map(e => [e.entity.kind, (e.entity.spec as any).profile]),
+      ).toEqual([
+        ['Group', { displayName: 'ACME Corp' }],
+        [
+          'User',
+          {
+            displayName: 'Member 1',
+            email: 'member1@corp.example',
+            picture: `${emulator.url}/account/00000000-0000-4000-8000-000000000001/avatar.svg`,
+          },
+        ],
+      ]);
+    } finally {
+      await emulator.close();
+    }
   });
 
   it('lets another module set each transformer once', async () => {
