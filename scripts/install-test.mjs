@@ -2,13 +2,15 @@
 /* eslint-disable no-console */
 // The install test: proves the READMEs' installation sections word for word.
 //
-// 1. builds and packs both publishable packages (`yarn pack`);
+// 1. builds and packs the three publishable packages (`yarn pack`);
 // 2. creates a separate Backstage app from the same release
 //    (@backstage/create-app 0.9.2) in a temporary folder;
 // 3. installs the tarballs into it and applies the code and config blocks of
 //    the READMEs' "Install" sections, as a user would paste them;
 // 4. type-checks the new app, starts its backend against the Bitbucket Cloud
-//    emulator, and signs in over HTTP as the README's example catalog user.
+//    emulator, and signs in over HTTP as the README's example catalog user,
+//    and as a workspace member whom nobody wrote into the catalog (the org
+//    module imported them).
 //
 // Run through scripts/test.sh (or: source scripts/env.sh; node scripts/install-test.mjs).
 import { execFileSync, spawn } from 'node:child_process';
@@ -27,6 +29,10 @@ const ROOT = resolve(import.meta.dirname, '..');
 const BACKEND_PKG =
   '@bitbucket-signin/backstage-plugin-auth-backend-module-bitbucket-provider';
 const FRONTEND_PKG = '@bitbucket-signin/backstage-plugin-auth-bitbucket-react';
+const ORG_PKG =
+  '@bitbucket-signin/backstage-plugin-catalog-backend-module-bitbucket-cloud-org';
+/** A member of the README's workspace, in no catalog file. */
+const MEMBER_UUID = '{7b3e9a21-4c5d-4e6f-8a9b-0c1d2e3f4a5b}';
 const keep = process.argv.includes('--keep');
 const work = mkdtempSync(join(tmpdir(), 'bitbucket-install-test-'));
 const children = [];
@@ -106,6 +112,18 @@ async function main() {
     join(ROOT, 'plugins/auth-bitbucket-react/README.md'),
     'utf8',
   );
+  const orgReadme = readFileSync(
+    join(ROOT, 'plugins/catalog-backend-module-bitbucket-cloud-org/README.md'),
+    'utf8',
+  );
+  const orgInstall = codeBlocks(orgReadme, '## 2. Install');
+  const orgAdd = orgInstall.find(b => b.lang === 'sh')?.code.trim();
+  const orgBackendLines = orgInstall.find(b => b.lang === 'ts')?.code;
+  const orgConfig = orgInstall.find(b => b.lang === 'yaml')?.code;
+  const orgWorkspace = orgConfig?.match(/workspaces: \[(\S+)\]/)?.[1];
+  if (!orgAdd || !orgBackendLines || !orgConfig || !orgWorkspace) {
+    fail('the org module README lost a block of its Install section');
+  }
   const install = codeBlocks(moduleReadme, '## 2. Install');
   const addCommand = install.find(b => b.lang === 'sh')?.code.trim();
   const [backendLines, redactionLines] = install
@@ -135,12 +153,13 @@ async function main() {
     fail('the frontend README lost a block of its Install section');
   }
 
-  step('build and pack both packages');
+  step('build and pack the three packages');
   const tarballs = join(work, 'tarballs');
   mkdirSync(tarballs);
   for (const dir of [
     'plugins/auth-backend-module-bitbucket-provider',
     'plugins/auth-bitbucket-react',
+    'plugins/catalog-backend-module-bitbucket-cloud-org',
   ]) {
     run('yarn', ['build'], { cwd: join(ROOT, dir) });
     run('yarn', ['pack', '--out', join(tarballs, '%s.tgz')], {
@@ -194,6 +213,7 @@ async function main() {
   };
   asTarball(addCommand, BACKEND_PKG, 'backend');
   asTarball(frontendAdd, FRONTEND_PKG, 'app');
+  asTarball(orgAdd, ORG_PKG, 'backend');
 
   step("apply the READMEs' code");
   const backendIndex = join(app, 'packages/backend/src/index.ts');
@@ -226,6 +246,22 @@ async function main() {
     created,
     `${created}\n${redactionCode}`,
   )}`;
+  const catalogAnchor =
+    "backend.add(import('@backstage/plugin-catalog-backend'));";
+  if (
+    !orgBackendLines.includes(catalogAnchor) ||
+    !index.includes(catalogAnchor)
+  ) {
+    fail(
+      `the org README's backend block and the new app must both have ${catalogAnchor}`,
+    );
+  }
+  index = index.replace(
+    catalogAnchor,
+    `${catalogAnchor}\n${orgBackendLines
+      .slice(orgBackendLines.indexOf(catalogAnchor) + catalogAnchor.length)
+      .trim()}`,
+  );
   writeFileSync(backendIndex, index);
 
   const appTsx = join(app, 'packages/app/src/App.tsx');
@@ -262,8 +298,15 @@ async function main() {
       '  - key: install-test-consumer',
       '    secret: install-test-secret',
       `    callbackUrl: http://localhost:${backendPort}/api/auth/bitbucket`,
-      '    permissions: [account, email]',
+      '    permissions: [account, email, team]',
+      `    workspaces: [${orgWorkspace}]`,
       'users:',
+      `  - uuid: '${MEMBER_UUID}'`,
+      "    accountId: '557058:install-test-member'",
+      '    nickname: member',
+      '    displayName: Workspace Member',
+      '    emails: [{ email: member@example.com, primary: true, confirmed: true }]',
+      `    workspaces: [{ slug: ${orgWorkspace}, role: member }]`,
       `  - uuid: '${uuid}'`,
       `    accountId: '${accountId}'`,
       '    nickname: readme-user',
@@ -274,6 +317,7 @@ async function main() {
   );
   writeFileSync(join(work, 'catalog-user.yaml'), catalogUser);
   writeFileSync(join(work, 'app-config.readme.yaml'), appConfig);
+  writeFileSync(join(work, 'app-config.org-readme.yaml'), orgConfig);
   writeFileSync(
     join(work, 'app-config.test.yaml'),
     [
@@ -289,6 +333,11 @@ async function main() {
       `        baseUrl: http://localhost:${emulatorPort}`,
       `        apiBaseUrl: http://localhost:${emulatorPort}/2.0`,
       'catalog:',
+      '  providers:',
+      '    bitbucketCloudOrg:',
+      '      production:',
+      `        baseUrl: http://localhost:${emulatorPort}`,
+      `        apiBaseUrl: http://localhost:${emulatorPort}/2.0`,
       '  locations:',
       '    - type: file',
       `      target: ${join(work, 'catalog-user.yaml')}`,
@@ -320,12 +369,16 @@ async function main() {
       '--config',
       join(work, 'app-config.readme.yaml'),
       '--config',
+      join(work, 'app-config.org-readme.yaml'),
+      '--config',
       join(work, 'app-config.test.yaml'),
     ],
     join(app, 'packages/backend'),
     {
       AUTH_BITBUCKET_CLIENT_ID: 'install-test-consumer',
       AUTH_BITBUCKET_CLIENT_SECRET: 'install-test-secret',
+      BITBUCKET_ORG_CLIENT_ID: 'install-test-consumer',
+      BITBUCKET_ORG_CLIENT_SECRET: 'install-test-secret',
       NODE_ENV: 'development',
     },
     'backend.log',
@@ -343,20 +396,32 @@ async function main() {
       'backend',
       180,
     );
-    // the catalog reads the User's file location shortly after start-up:
-    // until then the sign-in is refused with "no matching User"
-    const deadline = Date.now() + 90_000;
-    for (;;) {
-      try {
-        await signIn(backendPort, emulatorPort, uuid, `user:default/${name}`);
-        break;
-      } catch (error) {
-        if (!/no matching User/.test(error.message) || Date.now() > deadline) {
-          throw error;
+    // the catalog reads the User's file location shortly after start-up,
+    // and the org provider imports the workspace 15 s after it: until then
+    // the sign-in is refused with "no matching User"
+    const signInOnce = async (who, ref) => {
+      const deadline = Date.now() + 90_000;
+      for (;;) {
+        try {
+          await signIn(backendPort, emulatorPort, who, ref);
+          return;
+        } catch (error) {
+          if (
+            !/no matching User/.test(error.message) ||
+            Date.now() > deadline
+          ) {
+            throw error;
+          }
+          await new Promise(r => setTimeout(r, 2000));
         }
-        await new Promise(r => setTimeout(r, 2000));
       }
-    }
+    };
+    await signInOnce(uuid, `user:default/${name}`);
+    await signInOnce(
+      MEMBER_UUID,
+      `user:default/${MEMBER_UUID.slice(1, -1).toLowerCase()}`,
+    );
+    step('a workspace member nobody wrote into the catalog signed in');
     // the README's redaction: the callback is logged, its code is not
     const logged = /handler\/frame\?code=REDACTED&state=REDACTED/;
     for (let i = 0; i < 20 && !logged.test(backend.dump()); i++) {

@@ -50,7 +50,7 @@ set -e
 e2e_pass="$(sed -n 's/^# pass //p' "$e2e_tap" | tail -1)"
 e2e_fail="$(sed -n 's/^# fail //p' "$e2e_tap" | tail -1)"
 
-step "install test: pack both packages, install them into a new Backstage app as the READMEs say, sign in"
+step "install test: pack the three packages, install them into a new Backstage app as the READMEs say, sign in"
 set +e
 node scripts/install-test.mjs | tee "$REPO_ROOT/node_modules/.cache/install-test.log"
 install_rc=${PIPESTATUS[0]}

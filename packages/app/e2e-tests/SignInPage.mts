@@ -18,12 +18,26 @@ export class SignInPage {
 
   /**
    * Clicks "Sign in with Bitbucket" and answers the emulator's consent page
-   * in the popup as `user` (its label, e.g. "Jane Doe (jdoe)").
+   * in the popup as `user` (its label, e.g. "Jane Doe (jdoe)"). Resolves the
+   * sign-in's answer exactly as the app window received it from the popup:
+   * `{ response: { backstageIdentity: { identity } } }` or `{ error }`.
    */
   async signInAs(
     user: string,
     decision: 'Grant access' | 'Cancel' = 'Grant access',
-  ) {
+  ): Promise<AuthorizationResponse> {
+    const answer = this.page.evaluate(
+      () =>
+        new Promise<any>(resolve => {
+          const listener = (event: MessageEvent) => {
+            if (event.data?.type === 'authorization_response') {
+              window.removeEventListener('message', listener);
+              resolve(event.data);
+            }
+          };
+          window.addEventListener('message', listener);
+        }),
+    );
     const [popup] = await Promise.all([
       this.page.waitForEvent('popup'),
       this.signInButton().click(),
@@ -34,5 +48,17 @@ export class SignInPage {
     }
     await popup.getByRole('button', { name: decision }).click();
     await popup.waitForEvent('close', { timeout: 30_000 });
+    return answer;
   }
+}
+
+/** What the popup posts to the app window at the end of a sign-in. */
+export interface AuthorizationResponse {
+  type: 'authorization_response';
+  response?: {
+    backstageIdentity?: {
+      identity: { userEntityRef: string; ownershipEntityRefs: string[] };
+    };
+  };
+  error?: { name: string; message: string };
 }

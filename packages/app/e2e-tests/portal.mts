@@ -1,10 +1,12 @@
 /**
  * Starts what a new user gets from `scripts/start.sh`, on free ports: the
  * Bitbucket Cloud emulator with the demo seed, and the backend serving the
- * built app (`yarn workspace app build`) with the provider pointed at the
- * emulator. Stops both, process groups included.
+ * built app (`yarn workspace app build`) with the sign-in and org providers
+ * pointed at the emulator. Ready once the catalog serves the people the org
+ * provider imported. Stops both, process groups included.
  */
 import { ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import {
   createWriteStream,
   existsSync,
@@ -17,6 +19,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '../../..');
+
+/** The demo seed's people the org provider imports, by their entity refs. */
+export const IMPORTED = {
+  jane: 'user:default/3f1c2a8e-5b7d-4e29-9a61-0c4d8b2e7f15',
+  bob: 'user:default/8a4e6c21-9d3b-47f0-b512-6e9c0a7d3f48',
+};
 
 export interface Portal {
   url: string;
@@ -41,6 +49,7 @@ async function waitFor(
   child: ChildProcess,
   what: string,
   seconds: number,
+  headers: Record<string, string> = {},
 ) {
   const deadline = Date.now() + seconds * 1000;
   while (Date.now() < deadline) {
@@ -50,7 +59,7 @@ async function waitFor(
       );
     }
     try {
-      const res = await fetch(url);
+      const res = await fetch(url, { headers });
       if (res.ok) return;
     } catch {
       // not listening yet
@@ -91,6 +100,8 @@ export async function startPortal(
   const dir = mkdtempSync(join(tmpdir(), 'bitbucket-e2e-'));
   const url = `http://localhost:${backendPort}`;
   const emulatorUrl = `http://localhost:${emulatorPort}`;
+  // lets this script read the catalog (backend.auth.externalAccess)
+  const catalogToken = randomBytes(24).toString('base64url');
 
   const seed = readFileSync(
     join(REPO_ROOT, 'packages/bitbucket-cloud-emulator/seeds/demo.yaml'),
@@ -111,6 +122,10 @@ export async function startPortal(
       `    port: ${backendPort}`,
       '  cors:',
       `    origin: ${url}`,
+      '  auth:',
+      '    externalAccess:',
+      '      - type: static',
+      `        options: { token: ${catalogToken}, subject: e2e-tests }`,
       '',
     ].join('\n'),
   );
@@ -179,6 +194,17 @@ export async function startPortal(
       'the backend',
       120,
     );
+    // the org provider runs at start-up; processing and stitching follow
+    for (const ref of Object.values(IMPORTED)) {
+      const [kind, namespace, name] = ref.split(/[:/]/);
+      await waitFor(
+        `${url}/api/catalog/entities/by-name/${kind}/${namespace}/${name}`,
+        backend,
+        `the imported ${ref}`,
+        60,
+        { authorization: `Bearer ${catalogToken}` },
+      );
+    }
   } catch (error) {
     await stop();
     throw new Error(`${(error as Error).message}; see ${logFile}`);

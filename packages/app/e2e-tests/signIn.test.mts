@@ -14,7 +14,7 @@ import {
   expect,
   type Page,
 } from './browser.mts';
-import { type Portal, REPO_ROOT, startPortal } from './portal.mts';
+import { IMPORTED, type Portal, REPO_ROOT, startPortal } from './portal.mts';
 import { SignInPage } from './SignInPage.mts';
 
 const SHOTS = join(REPO_ROOT, 'packages/app/e2e-test-results');
@@ -49,11 +49,19 @@ async function open(): Promise<{
 }
 
 describe('Sign in with Bitbucket', () => {
-  test('signs in as the catalog user and shows the Bitbucket identity', async () => {
+  test('signs in as the User the org provider imported, and shows the Bitbucket identity', async () => {
     const { context, page, signIn } = await open();
     await fetch(`${portal.emulatorUrl}/_emulator/calls`, { method: 'DELETE' });
 
-    await signIn.signInAs('Jane Doe (jdoe)');
+    const answer = await signIn.signInAs('Jane Doe (jdoe)');
+    const identity = answer.response?.backstageIdentity?.identity;
+    assert.equal(identity?.userEntityRef, IMPORTED.jane);
+    // memberOf of the imported User, and workspaceOwnership: the same groups
+    assert.deepEqual([...(identity?.ownershipEntityRefs ?? [])].sort(), [
+      'group:default/acme',
+      'group:default/platform',
+      IMPORTED.jane,
+    ]);
     await expect(
       page.getByRole('link', { name: 'Catalog', exact: true }),
     ).toBeVisible();
@@ -95,7 +103,11 @@ describe('Sign in with Bitbucket', () => {
 
   test('a reload keeps the session, and sign-out returns to the sign-in page', async () => {
     const { context, page, signIn } = await open();
-    await signIn.signInAs('Bob Builder (bob)');
+    const answer = await signIn.signInAs('Bob Builder (bob)');
+    assert.equal(
+      answer.response?.backstageIdentity?.identity.userEntityRef,
+      IMPORTED.bob,
+    );
     await expect(
       page.getByRole('link', { name: 'Catalog', exact: true }),
     ).toBeVisible();
@@ -122,7 +134,10 @@ describe('Sign in with Bitbucket', () => {
 
   test('a user missing from the catalog sees why', async () => {
     const { context, page, signIn } = await open();
-    await signIn.signInAs('Carol Contractor (carol)');
+    // only in the "partners" workspace, which the org provider does not import
+    const answer = await signIn.signInAs('Carol Contractor (carol)');
+    assert.equal(answer.response, undefined);
+    assert.equal(answer.error?.name, 'NotFoundError');
     await expect(signIn.errorText()).toContainText(
       'Signed in to Bitbucket as Carol Contractor ({c27d5e93-0f6a-4b18-8e34-91b7a2c6d05f}), but no matching User was found in the Backstage catalog.',
     );
@@ -135,7 +150,8 @@ describe('Sign in with Bitbucket', () => {
 
   test('Cancel on the consent page shows a readable message', async () => {
     const { context, page, signIn } = await open();
-    await signIn.signInAs('Jane Doe (jdoe)', 'Cancel');
+    const answer = await signIn.signInAs('Jane Doe (jdoe)', 'Cancel');
+    assert.equal(answer.response, undefined);
     await expect(signIn.errorText()).toHaveText(
       'Sign-in was cancelled: access to your Bitbucket account was not granted. To sign in, try again and choose "Grant access" on Bitbucket\'s page.',
     );
@@ -146,7 +162,8 @@ describe('Sign in with Bitbucket', () => {
 
   test('an unconfirmed email never signs in as the catalog user who owns it', async () => {
     const { context, page, signIn } = await open();
-    await signIn.signInAs('Mallory Unconfirmed (mallory)');
+    const answer = await signIn.signInAs('Mallory Unconfirmed (mallory)');
+    assert.equal(answer.response, undefined);
     await expect(signIn.errorText()).toContainText(
       'Signed in to Bitbucket as Mallory Unconfirmed ({e5b03f7c-2a94-4d61-b7e8-3c0f9a1d6e27}), but no matching User was found',
     );

@@ -1,6 +1,9 @@
 /*
  * The demo portal's backend: the stock Backstage backend plus the
- * `bitbucket` sign-in provider from plugins/auth-backend-module-bitbucket-provider.
+ * `bitbucket` sign-in provider from plugins/auth-backend-module-bitbucket-provider
+ * and the Bitbucket Cloud org provider from
+ * plugins/catalog-backend-module-bitbucket-cloud-org (active only with a
+ * catalog.providers.bitbucketCloudOrg block, as in app-config.emulator.yaml).
  */
 
 import { createBackend } from '@backstage/backend-defaults';
@@ -38,6 +41,12 @@ backend.add(
   import('@backstage/plugin-catalog-backend-module-scaffolder-entity-model'),
 );
 backend.add(import('@backstage/plugin-catalog-backend-module-logs'));
+// Bitbucket Cloud workspace members as Users, workspaces as Groups
+backend.add(
+  import(
+    '@bitbucket-signin/backstage-plugin-catalog-backend-module-bitbucket-cloud-org'
+  ),
+);
 
 // permission plugin
 backend.add(import('@backstage/plugin-permission-backend'));

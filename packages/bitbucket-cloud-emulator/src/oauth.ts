@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { answerClientCredentials } from './client-credentials';
 import { Exchange, mediaType, redirect, sendHtml, sendJson } from './http';
 import { renderConsentPage, renderErrorPage } from './html';
 import type { SeedConsumer } from './seed';
@@ -203,6 +204,15 @@ export function handleToken(
         clientId: client.key,
         scopes: splitScopes(form.get('scope')),
       });
+    } else if (grantType === 'client_credentials') {
+      answerClientCredentials(
+        ex,
+        state.consumerTokens,
+        client,
+        splitScopes(form.get('scope')),
+        options.legacyScopesField,
+      );
+      return;
     } else {
       tokenError(ex, 400, {
         error: 'unsupported_grant_type',

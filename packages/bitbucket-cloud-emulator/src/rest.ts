@@ -219,7 +219,7 @@ export function handleRest(
  * Accepts the access token from the `Authorization: Bearer` header only:
  * since CHANGE-3052 Bitbucket ignores `?access_token=`.
  */
-function authenticate(
+export function authenticate(
   ex: Exchange,
   state: EmulatorState,
 ): { grant: Grant; user: SeedUser } | undefined {
@@ -299,7 +299,11 @@ function emailBody(ex: Exchange, email: SeedEmail) {
  * Answers one page of `items` in Bitbucket's envelope
  * (`pagelen`, `page`, `size`, `values`, `next`, `previous`).
  */
-function paginate(ex: Exchange, options: RestOptions, items: unknown[]): void {
+export function paginate(
+  ex: Exchange,
+  options: RestOptions,
+  items: unknown[],
+): void {
   const query = ex.url.searchParams;
   const pagelenParam = query.get('pagelen');
   const pageParam = query.get('page');
@@ -354,7 +358,7 @@ function createdOn(uuid: string): string {
   return new Date(Math.floor(ms)).toISOString().replace('Z', '+00:00');
 }
 
-function safeDecode(segment: string): string {
+export function safeDecode(segment: string): string {
   try {
     return decodeURIComponent(segment);
   } catch {

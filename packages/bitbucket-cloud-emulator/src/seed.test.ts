@@ -27,6 +27,7 @@ describe('loadSeed', () => {
         secret: 'backstage-demo-secret',
         callbackUrl: 'http://localhost:7007/api/auth/bitbucket',
         permissions: ['account', 'email', 'team'],
+        workspaces: ['acme', 'platform'],
       },
     ]);
     expect(seed.users.map(u => u.uuid)).toEqual(Object.values(DEMO_USERS));
@@ -43,6 +44,15 @@ describe('loadSeed', () => {
     expect(mallory.emails).toEqual([
       { email: 'jane.doe@example.com', primary: true, confirmed: false },
     ]);
+  });
+
+  it('leaves out the workspaces of a consumer that lists none', () => {
+    expect(loadSeed(MINIMAL).consumers[0]).toEqual({
+      key: 'k',
+      secret: 's',
+      callbackUrl: 'http://localhost:3000/cb',
+      permissions: ['account'],
+    });
   });
 
   it('reads YAML text and files', () => {
@@ -98,6 +108,14 @@ describe('loadSeed', () => {
     [
       `${MINIMAL}    workspaces: [{ slug: acme, role: admin }]\n`,
       'users[0].workspaces[0].role must be one of owner, collaborator, member, got "admin"',
+    ],
+    [
+      MINIMAL.replace('[account]', '[account]\n    workspaces: [ACME Corp]'),
+      'consumers[0].workspaces[0] must be a workspace slug (lower-case letters, digits, "-", "_" or "."), got "ACME Corp"',
+    ],
+    [
+      MINIMAL.replace('[account]', '[account]\n    workspaces: acme'),
+      'consumers[0].workspaces must be a list, got "acme"',
     ],
     ['consumers: []\nusers: {}\n', 'users must be a list, got object'],
     ['consumers: [\n', 'not valid YAML'],

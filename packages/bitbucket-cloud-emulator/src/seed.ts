@@ -17,6 +17,12 @@ export interface SeedConsumer {
   callbackUrl: string;
   /** The consumer's classic permissions, e.g. `account`, `email`, `team`. */
   permissions: string[];
+  /**
+   * Slugs of the workspaces whose members the consumer's client-credentials
+   * token may list (on Bitbucket, the workspace the consumer was created in).
+   * None when omitted.
+   */
+  workspaces?: string[];
 }
 
 /**
@@ -284,7 +290,11 @@ function validateConsumerWith(
   path: string,
 ): SeedConsumer {
   const c = v.object(value, path);
-  v.onlyKeys(c, ['key', 'secret', 'callbackUrl', 'permissions'], path);
+  v.onlyKeys(
+    c,
+    ['key', 'secret', 'callbackUrl', 'permissions', 'workspaces'],
+    path,
+  );
   const callbackUrl = v.string(c.callbackUrl, `${path}.callbackUrl`);
   let parsed: URL | undefined;
   try {
@@ -312,12 +322,27 @@ function validateConsumerWith(
       }
       return scope;
     });
-  return {
+  const consumer: SeedConsumer = {
     key: v.string(c.key, `${path}.key`),
     secret: v.string(c.secret, `${path}.secret`),
     callbackUrl,
     permissions: [...new Set(permissions)],
   };
+  if (c.workspaces !== undefined) {
+    consumer.workspaces = v
+      .array(c.workspaces, `${path}.workspaces`)
+      .map((w, i) => {
+        const slug = v.string(w, `${path}.workspaces[${i}]`);
+        if (!SLUG.test(slug)) {
+          v.fail(
+            `${path}.workspaces[${i}]`,
+            `must be a workspace slug (lower-case letters, digits, "-", "_" or "."), got "${slug}"`,
+          );
+        }
+        return slug;
+      });
+  }
+  return consumer;
 }
 
 function validateUserWith(

@@ -13,6 +13,7 @@ import {
   handleToken,
   TOKEN_PATH,
 } from './oauth';
+import { handleWorkspaceMembers } from './members';
 import { CallRecorder, EmulatorCall, PendingCall } from './record';
 import { API_PREFIX, handleRest } from './rest';
 import {
@@ -144,7 +145,9 @@ export async function startEmulator(
     } else if (path === TOKEN_PATH) {
       handleToken(ex, state, { legacyScopesField });
     } else if (path === API_PREFIX || path.startsWith(`${API_PREFIX}/`)) {
-      handleRest(ex, state, { pagelen });
+      if (!handleWorkspaceMembers(ex, state, { pagelen })) {
+        handleRest(ex, state, { pagelen });
+      }
     } else if (!handleSite(ex, state)) {
       sendText(ex, 404, 'Not found');
     }

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { ConsumerTokenStore } from './client-credentials';
 import {
   checkUsers,
   EmulatorSeed,
@@ -81,12 +82,18 @@ export class EmulatorState {
   /** Every token ever issued, for tests that scan logs for secrets. */
   private readonly issued = new Set<string>();
   private readonly now: () => number;
+  /** The tokens of the client-credentials grant (no user, no refresh token). */
+  readonly consumerTokens: ConsumerTokenStore;
 
   constructor(
     seed: EmulatorSeed,
     private readonly options: EmulatorStateOptions,
   ) {
     this.now = options.now ?? (() => Date.now());
+    this.consumerTokens = new ConsumerTokenStore({
+      accessTokenTtlSeconds: options.accessTokenTtlSeconds,
+      now: this.now,
+    });
     for (const consumer of seed.consumers) {
       this.consumerMap.set(consumer.key, consumer);
     }
@@ -290,6 +297,7 @@ export class EmulatorState {
     for (const record of this.accessTokens.values()) {
       record.expiresAt = Math.min(record.expiresAt, past);
     }
+    this.consumerTokens.expireAll();
   }
 
   revokeRefreshTokens(): void {

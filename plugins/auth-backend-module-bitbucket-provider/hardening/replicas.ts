@@ -58,9 +58,13 @@ const { values: args } = parseArgs({
   },
 });
 
-/** Jane Doe of the emulator's demo seed, and her entity in examples/org.yaml. */
+/**
+ * Jane Doe of the emulator's demo seed, and the User the catalog's Bitbucket
+ * Cloud org provider imports for her (app-config.emulator.yaml).
+ */
 const JANE = '{3f1c2a8e-5b7d-4e29-9a61-0c4d8b2e7f15}';
-const JANE_REF = 'user:default/jane.doe';
+const JANE_NAME = '3f1c2a8e-5b7d-4e29-9a61-0c4d8b2e7f15';
+const JANE_REF = `user:default/${JANE_NAME}`;
 const DEMO_SECRET = 'backstage-demo-secret';
 
 // ---------------------------------------------------------------------------
@@ -327,7 +331,7 @@ async function runFlow(options: {
   const browser = new Browser();
   const refOf = (body: any) => body?.backstageIdentity?.identity?.userEntityRef;
 
-  // the catalogs ingest examples/org.yaml after start-up: until Jane's
+  // the catalogs import the emulator's workspace after start-up: until Jane's
   // entity is there, her sign-in is refused with "no matching User"
   let signIn: Awaited<ReturnType<typeof browserSignIn>> | undefined;
   const deadline = Date.now() + 120_000;
@@ -370,7 +374,7 @@ async function runFlow(options: {
     userinfo.status === 200 && claims?.claims?.sub === JANE_REF,
   );
   const catalogOnA = await fetch(
-    `${A}/api/catalog/entities/by-name/user/default/jane.doe`,
+    `${A}/api/catalog/entities/by-name/user/default/${JANE_NAME}`,
     {
       headers: { authorization: `Bearer ${response.backstageIdentity.token}` },
     },

@@ -1,0 +1,281 @@
+import http from 'node:http';
+import {
+  coreServices,
+  createBackendModule,
+  createServiceFactory,
+  SchedulerService,
+} from '@backstage/backend-plugin-api';
+import {
+  mockCredentials,
+  mockServices,
+  startTestBackend,
+} from '@backstage/backend-test-utils';
+import authPlugin from '@backstage/plugin-auth-backend';
+import catalogPlugin from '@backstage/plugin-catalog-backend';
+import authModuleBitbucketProvider from '@bitbucket-signin/backstage-plugin-auth-backend-module-bitbucket-provider';
+import {
+  BitbucketCloudEmulator,
+  startEmulator,
+} from '@internal/bitbucket-cloud-emulator';
+import request from 'supertest';
+import catalogModuleBitbucketCloudOrg from './index';
+import {
+  ACME,
+  captureLogger,
+  CONSUMER,
+  LogLine,
+  PARTNERS,
+  PLATFORM,
+} from './__testUtils__/world';
+
+// The whole story: the catalog with this module imports the emulator's
+// workspace members, and the auth backend with the Bitbucket sign-in module
+// signs them in, with no hand-written User.
+
+const APP = 'http://localhost:3000';
+const JANE = '{3f1c2a8e-5b7d-4e29-9a61-0c4d8b2e7f15}';
+const BOB = '{8a4e6c21-9d3b-47f0-b512-6e9c0a7d3f48}';
+const CAROL = '{c27d5e93-0f6a-4b18-8e34-91b7a2c6d05f}';
+const TASK = 'BitbucketCloudOrgEntityProvider:demo:refresh';
+
+function person(uuid: string, name: string, workspaces = [ACME]) {
+  return {
+    uuid,
+    accountId: `557058:${name}`,
+    nickname: name,
+    displayName: `${name[0].toUpperCase()}${name.slice(1)}`,
+    emails: [{ email: `${name}@example.com`, primary: true, confirmed: true }],
+    workspaces,
+  };
+}
+
+describe('the catalog module and the Bitbucket sign-in module in one backend', () => {
+  const realAgent = http.globalAgent;
+  let emulator: BitbucketCloudEmulator;
+  let backend: Awaited<ReturnType<typeof startTestBackend>>;
+  let scheduler: SchedulerService;
+  const logs: LogLine[] = [];
+
+  beforeAll(async () => {
+    // The catalog client (cross-fetch) calls this backend at localhost, a
+    // name the Backstage CLI's Jest guard refuses to resolve; let that one
+    // name through to the loopback address, and nothing else.
+    http.globalAgent = new http.Agent({
+      lookup: (hostname: string, options: any, callback: any) => {
+        if (hostname !== 'localhost') {
+          callback(new Error('Network requests are not allowed in tests'));
+        } else if (options?.all) {
+          callback(null, [{ address: '127.0.0.1', family: 4 }]);
+        } else {
+          callback(null, '127.0.0.1', 4);
+        }
+      },
+    });
+    emulator = await startEmulator({
+      seed: {
+        consumers: [
+          {
+            key: CONSUMER.key,
+            secret: CONSUMER.secret,
+            callbackUrl: 'http://localhost',
+            permissions: ['account', 'email', 'team'],
+            workspaces: ['acme', 'platform'],
+          },
+        ],
+        users: [
+          person(JANE, 'jane', [ACME, PLATFORM]),
+          person(BOB, 'bob'),
+          person(CAROL, 'carol', [PARTNERS]),
+        ],
+      },
+    });
+    backend = await startTestBackend({
+      features: [
+        createServiceFactory({
+          service: coreServices.rootLogger,
+          deps: {},
+          factory: () => captureLogger(logs),
+        }),
+        catalogPlugin,
+        catalogModuleBitbucketCloudOrg,
+        authPlugin,
+        authModuleBitbucketProvider,
+        createBackendModule({
+          pluginId: 'catalog',
+          moduleId: 'test-scheduler-probe',
+          register(reg) {
+            reg.registerInit({
+              deps: { s: coreServices.scheduler },
+              async init({ s }) {
+                scheduler = s;
+              },
+            });
+          },
+        }),
+        mockServices.rootConfig.factory({
+          data: {
+            app: { baseUrl: APP },
+            catalog: {
+              providers: {
+                bitbucketCloudOrg: {
+                  demo: {
+                    workspaces: ['acme', 'platform'],
+                    clientId: CONSUMER.key,
+                    clientSecret: CONSUMER.secret,
+                    baseUrl: emulator.url,
+                    apiBaseUrl: emulator.apiBaseUrl,
+                    // manual: the test runs it
+                    schedule: {
+                      frequency: { trigger: 'manual' },
+                      timeout: 'PT1M',
+                    },
+                  },
+                },
+              },
+            },
+            auth: {
+              providers: {
+                bitbucket: {
+                  development: {
+                    clientId: CONSUMER.key,
+                    clientSecret: CONSUMER.secret,
+                    baseUrl: emulator.url,
+                    apiBaseUrl: emulator.apiBaseUrl,
+                    workspaceOwnership: { enabled: true },
+                    signIn: {
+                      resolvers: [
+                        { resolver: 'userIdMatchingUserEntityAnnotation' },
+                      ],
+                    },
+                  },
+                },
+              },
+            },
+          },
+        }),
+      ],
+    });
+  });
+
+  afterAll(async () => {
+    await backend?.stop();
+    await emulator?.close();
+    http.globalAgent = realAgent;
+  });
+
+  /** Waits until the catalog serves the entity (processing and stitching are asynchronous). */
+  async function catalogEntity(ref: string, present = true) {
+    const [kind, rest] = ref.split(':');
+    const [namespace, name] = rest.split('/');
+    for (let i = 0; i < 100; i++) {
+      const res = await request(backend.server)
+        .get(`/api/catalog/entities/by-name/${kind}/${namespace}/${name}`)
+        .set('Authorization', mockCredentials.user.header());
+      if ((res.status === 200) === present) return res.body;
+      await new Promise(r => setTimeout(r, 100));
+    }
+    throw new Error(`${ref} is ${present ? 'not' : 'still'} in the catalog`);
+  }
+
+  async function signIn(uuid: string) {
+    const agent = request.agent(backend.server);
+    const start = await agent.get(
+      `/api/auth/bitbucket/start?env=development&flow=popup&origin=${encodeURIComponent(
+        APP,
+      )}&scope=account`,
+    );
+    expect(start.status).toBe(302);
+    const back = new URL(await emulator.authorize(start.header.location, uuid));
+    const frame = await agent.get(`${back.pathname}${back.search}`);
+    const data = frame.text.match(/decodeURIComponent\('(.+?)'\)/)?.[1];
+    return JSON.parse(decodeURIComponent(data!));
+  }
+
+  it('imports the members and signs Jane in as her imported User, with her workspaces', async () => {
+    await scheduler.triggerTask(TASK);
+    const jane = await catalogEntity(
+      'user:default/3f1c2a8e-5b7d-4e29-9a61-0c4d8b2e7f15',
+    );
+    expect(jane.metadata.annotations['bitbucket.org/user-id']).toBe(JANE);
+    expect(jane.relations).toEqual(
+      expect.arrayContaining([
+        { type: 'memberOf', targetRef: 'group:default/acme' },
+        { type: 'memberOf', targetRef: 'group:default/platform' },
+      ]),
+    );
+    const acme = await catalogEntity('group:default/acme');
+    expect(acme.relations).toEqual(
+      expect.arrayContaining([
+        {
+          type: 'hasMember',
+          targetRef: 'user:default/3f1c2a8e-5b7d-4e29-9a61-0c4d8b2e7f15',
+        },
+        {
+          type: 'hasMember',
+          targetRef: 'user:default/8a4e6c21-9d3b-47f0-b512-6e9c0a7d3f48',
+        },
+      ]),
+    );
+
+    const message = await signIn(JANE);
+    expect(message.response?.backstageIdentity?.identity).toEqual({
+      type: 'user',
+      userEntityRef: 'user:default/3f1c2a8e-5b7d-4e29-9a61-0c4d8b2e7f15',
+      ownershipEntityRefs: expect.arrayContaining([
+        'user:default/3f1c2a8e-5b7d-4e29-9a61-0c4d8b2e7f15',
+        'group:default/acme',
+        'group:default/platform',
+      ]),
+    });
+    // workspaceOwnership names the very groups the catalog holds
+    expect(
+      new Set(message.response.backstageIdentity.identity.ownershipEntityRefs),
+    ).toEqual(
+      new Set([
+        'user:default/3f1c2a8e-5b7d-4e29-9a61-0c4d8b2e7f15',
+        'group:default/acme',
+        'group:default/platform',
+      ]),
+    );
+  });
+
+  it('does not import a member of a workspace that is not configured', async () => {
+    const message = await signIn(CAROL);
+    expect(message.error?.message).toContain(
+      'no matching User was found in the Backstage catalog',
+    );
+  });
+
+  it('removes a member who left on the next run, and the sign-in stops', async () => {
+    expect(
+      (await signIn(BOB)).response?.backstageIdentity?.identity.userEntityRef,
+    ).toBe('user:default/8a4e6c21-9d3b-47f0-b512-6e9c0a7d3f48');
+    emulator.updateUser(BOB, { workspaces: [] });
+    await scheduler.triggerTask(TASK);
+    await catalogEntity(
+      'user:default/8a4e6c21-9d3b-47f0-b512-6e9c0a7d3f48',
+      false,
+    );
+    expect((await signIn(BOB)).error?.message).toContain(
+      'no matching User was found in the Backstage catalog',
+    );
+    expect(
+      logs.filter(l =>
+        l.message.startsWith("Bitbucket Cloud org provider 'demo'"),
+      ),
+    ).toEqual([
+      {
+        level: 'info',
+        message: expect.stringMatching(
+          /^Bitbucket Cloud org provider 'demo' imported 2 users and 2 groups from the workspaces acme, platform/,
+        ),
+      },
+      {
+        level: 'info',
+        message: expect.stringMatching(
+          /^Bitbucket Cloud org provider 'demo' imported 1 user and 2 groups/,
+        ),
+      },
+    ]);
+  });
+});
