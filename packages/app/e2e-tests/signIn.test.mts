@@ -132,6 +132,46 @@ describe('Sign in with Bitbucket', () => {
     await context.close();
   });
 
+  test('tabs opened together stay signed in (Bitbucket rotates refresh tokens)', async () => {
+    const { context, page, signIn } = await open();
+    const answer = await signIn.signInAs('Jane Doe (jdoe)');
+    assert.equal(
+      answer.response?.backstageIdentity?.identity.userEntityRef,
+      IMPORTED.jane,
+    );
+    await expect(
+      page.getByRole('link', { name: 'Catalog', exact: true }),
+    ).toBeVisible();
+    // a restored browser window: three tabs load at once, each restoring
+    // the session with /refresh
+    const tabs = await Promise.all(
+      [1, 2, 3].map(async () => {
+        const tab = await context.newPage();
+        await tab.goto(portal.url);
+        return tab;
+      }),
+    );
+    for (const [i, tab] of tabs.entries()) {
+      await expect(
+        tab.getByRole('link', { name: 'Catalog', exact: true }),
+      ).toBeVisible();
+      assert.equal(
+        await new SignInPage(tab).signInButton().count(),
+        0,
+        `tab ${i + 1} is signed in`,
+      );
+    }
+    // and a reload of each afterwards still is
+    await Promise.all(tabs.map(tab => tab.reload()));
+    for (const tab of tabs) {
+      await expect(
+        tab.getByRole('link', { name: 'Catalog', exact: true }),
+      ).toBeVisible();
+    }
+    await tabs[2].screenshot({ path: join(SHOTS, 'tabs-together.png') });
+    await context.close();
+  });
+
   test('a user missing from the catalog sees why', async () => {
     const { context, page, signIn } = await open();
     // only in the "partners" workspace, which the org provider does not import

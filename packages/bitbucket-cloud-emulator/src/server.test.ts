@@ -25,6 +25,22 @@ describe('startEmulator', () => {
     }
   });
 
+  it('lists the tokens it issued at GET /_emulator/issued-tokens', async () => {
+    const emulator = await startEmulator();
+    try {
+      const tokens = await signIn(emulator, DEMO_USERS.jane);
+      const listed = await httpRequest(
+        `${emulator.url}/_emulator/issued-tokens`,
+      );
+      expect(listed.status).toBe(200);
+      expect(listed.json().sort()).toEqual(
+        [tokens.access_token, tokens.refresh_token].sort(),
+      );
+    } finally {
+      await emulator.close();
+    }
+  });
+
   it('close() is idempotent and stops listening', async () => {
     const emulator = await startEmulator();
     await Promise.all([emulator.close(), emulator.close()]);

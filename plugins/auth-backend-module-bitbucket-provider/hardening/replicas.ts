@@ -4,12 +4,18 @@
  * origin. One browser signs in across them:
  *
  *   /start on A → consent → /handler/frame on B → /refresh on B
- *   → /refresh on A (the profile comes from the shared cache) → /logout on A
+ *   → /refresh on A (the profile comes from the shared cache)
+ *   → two tabs refresh at once, one on A and one on B
+ *   → a refresh on A whose answer is lost, the reload on B → /logout on A
  *
  * and every step answers the same identity; a Backstage token issued by one
  * replica is accepted by the other (signing keys and user info are in the
- * shared database). Neither replica's log holds a code, token or secret, and
- * the callback's request log line is there, redacted.
+ * shared database). The emulator's access tokens live 4 minutes, within the
+ * module's 5-minute margin, so that every refresh rotates the refresh token
+ * (Bitbucket's CHANGE-3052). Neither replica's log holds a code, token or
+ * secret, the callback's request log line is there, redacted, and Redis
+ * holds none of the tokens the emulator issued and none of the users'
+ * email addresses.
  *
  * Installs nothing: Debian's postgresql and redis-server must be there
  * (scripts/test-hardening.sh installs them). Starts and stops everything
@@ -213,6 +219,9 @@ async function main(): Promise<boolean> {
         String(emulatorPort),
         '--seed',
         join(dir, 'seed.yaml'),
+        // within the module's 5-minute margin: every refresh rotates
+        '--access-token-ttl',
+        '240',
       ],
       join(dir, 'emulator.log'),
     );
@@ -291,7 +300,7 @@ async function main(): Promise<boolean> {
       )} s (PostgreSQL :${pgPort}, Redis :${redisPort})`,
     );
 
-    await runFlow({ A, B, origin, emulatorUrl, a, b });
+    await runFlow({ A, B, origin, emulatorUrl, a, b, redisPort });
   } finally {
     // the replicas first: PostgreSQL waits for its clients to go
     for (const child of children.reverse()) await child.stop();
@@ -299,6 +308,44 @@ async function main(): Promise<boolean> {
     else rmSync(dir, { recursive: true, force: true });
   }
   return checks.length > 0 && checks.every(([, ok]) => ok);
+}
+
+/** The Redis key whose value holds `text`, in a dump of {@link dumpRedis}. */
+function redisKeyOf(dump: string, text: string): string {
+  const lines = dump.slice(0, dump.indexOf(text)).split('\n');
+  return lines.reverse().find(l => /^[\w:.-]+$/.test(l)) ?? '?';
+}
+
+/** Every key and value in Redis, as text (keys with their values). */
+function dumpRedis(port: number): string {
+  const cli = (...args: string[]) =>
+    execFileSync(
+      'redis-cli',
+      ['-h', '127.0.0.1', '-p', String(port), ...args],
+      {
+        encoding: 'utf8',
+        maxBuffer: 64 * 1024 * 1024,
+      },
+    );
+  const keys = cli('--scan').split('\n').filter(Boolean);
+  return keys
+    .map(key => {
+      const type = cli('TYPE', key).trim();
+      const value =
+        type === 'string'
+          ? cli('GET', key)
+          : type === 'hash'
+          ? cli('HGETALL', key)
+          : type === 'list'
+          ? cli('LRANGE', key, '0', '-1')
+          : type === 'set'
+          ? cli('SMEMBERS', key)
+          : type === 'zset'
+          ? cli('ZRANGE', key, '0', '-1')
+          : '';
+      return `${key}\n${value}`;
+    })
+    .join('\n');
 }
 
 async function waitForPostgres(port: number, pg: Child): Promise<void> {
@@ -324,6 +371,7 @@ async function runFlow(options: {
   emulatorUrl: string;
   a: Child;
   b: Child;
+  redisPort: number;
 }) {
   const { A, B, origin, emulatorUrl } = options;
   const ledger = new SecretLedger();
@@ -428,6 +476,94 @@ async function runFlow(options: {
     `B accepts the Backstage token A issued (HTTP ${userinfoB.status})`,
     userinfoB.status === 200 &&
       tokenClaims(tokenFromA ?? 'x.e30.x').sub === JANE_REF,
+  );
+
+  // two tabs of the browser restore the session at the same moment, one
+  // through A and one through B: both get the same rotated session
+  const tokenCalls = async () =>
+    (
+      (await (await fetch(`${emulatorUrl}/_emulator/calls`)).json()) as Array<{
+        path: string;
+        status: number;
+      }>
+    ).filter(c => c.path === '/site/oauth2/access_token');
+  await fetch(`${emulatorUrl}/_emulator/calls`, { method: 'DELETE' });
+  const beforeTabs = browser.cookie('bitbucket-refresh-token');
+  const [tabA, tabB] = await Promise.all([
+    browserRefresh(browser, A),
+    browserRefresh(browser, B),
+  ]);
+  for (const tab of [tabA, tabB]) {
+    ledger.add('access token', tab.body?.providerInfo?.accessToken);
+    ledger.add('backstage token', tab.body?.backstageIdentity?.token);
+  }
+  ledger.add('refresh token', browser.cookie('bitbucket-refresh-token'));
+  const tabCalls = await tokenCalls();
+  check(
+    `two tabs at once on A and B: HTTP ${tabA.status} and ${
+      tabB.status
+    }, one session (token calls: ${tabCalls.map(c => c.status).join(', ')})`,
+    tabA.status === 200 &&
+      tabB.status === 200 &&
+      refOf(tabA.body) === JANE_REF &&
+      refOf(tabB.body) === JANE_REF &&
+      tabA.body.providerInfo.accessToken ===
+        tabB.body.providerInfo.accessToken &&
+      browser.cookie('bitbucket-refresh-token') !== beforeTabs &&
+      tabCalls.filter(c => c.status === 200).length === 1,
+  );
+
+  // a refresh on A whose answer never reaches the browser, then the reload
+  // on B with the old cookie gets the session A rotated to
+  const oldCookie = browser.cookie('bitbucket-refresh-token');
+  const lostAnswer = await fetch(
+    `${A}/api/auth/bitbucket/refresh?optional&env=development&scope=account`,
+    {
+      headers: {
+        'x-requested-with': 'XMLHttpRequest',
+        cookie: `bitbucket-refresh-token=${oldCookie}`,
+      },
+    },
+  );
+  const lost = (await lostAnswer.json()) as any;
+  ledger.add('access token', lost?.providerInfo?.accessToken);
+  ledger.add('backstage token', lost?.backstageIdentity?.token);
+  const reload = await browserRefresh(browser, B);
+  ledger.add('refresh token', browser.cookie('bitbucket-refresh-token'));
+  check(
+    `a lost answer on A, the reload on B with the old cookie: HTTP ${lostAnswer.status}, then HTTP ${reload.status} with the same session`,
+    lostAnswer.status === 200 &&
+      reload.status === 200 &&
+      reload.body.providerInfo.accessToken === lost.providerInfo.accessToken &&
+      browser.cookie('bitbucket-refresh-token') !== oldCookie,
+  );
+
+  // Redis, as whoever reads it without a browser's cookie sees it
+  const issued = (await (
+    await fetch(`${emulatorUrl}/_emulator/issued-tokens`)
+  ).json()) as string[];
+  const redis = dumpRedis(options.redisPort);
+  const emails = [
+    ...readFileSync(
+      join(REPO_ROOT, 'packages/bitbucket-cloud-emulator/seeds/demo.yaml'),
+      'utf8',
+    ).matchAll(/\{ email: ([^\s,}]+@[^\s,}]+)/g),
+  ].map(m => m[1]);
+  const found = [...issued, ...emails].filter(secret => redis.includes(secret));
+  check(
+    `Redis (${redis.length} bytes, ${
+      redis.split('\n').length
+    } lines) holds none of the ${
+      issued.length
+    } tokens the emulator issued nor the ${emails.length} demo emails (found: ${
+      found
+        .map(
+          f =>
+            `${issued.includes(f) ? 'a token' : f} in ${redisKeyOf(redis, f)}`,
+        )
+        .join('; ') || 'none'
+    })`,
+    issued.length >= 6 && emails.length >= 5 && found.length === 0,
   );
 
   const logout = await browserLogout(browser, A);
