@@ -316,34 +316,29 @@ function redisKeyOf(dump: string, text: string): string {
   return lines.reverse().find(l => /^[\w:.-]+$/.test(l)) ?? '?';
 }
 
+/** How `redis-cli` reads a value of each Redis type. */
+const READ_BY_TYPE: Record<string, (key: string) => string[]> = {
+  string: key => ['GET', key],
+  hash: key => ['HGETALL', key],
+  list: key => ['LRANGE', key, '0', '-1'],
+  set: key => ['SMEMBERS', key],
+  zset: key => ['ZRANGE', key, '0', '-1'],
+};
+
 /** Every key and value in Redis, as text (keys with their values). */
 function dumpRedis(port: number): string {
-  const cli = (...args: string[]) =>
+  const cli = (...command: string[]) =>
     execFileSync(
       'redis-cli',
-      ['-h', '127.0.0.1', '-p', String(port), ...args],
-      {
-        encoding: 'utf8',
-        maxBuffer: 64 * 1024 * 1024,
-      },
+      ['-h', '127.0.0.1', '-p', String(port), ...command],
+      { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
     );
-  const keys = cli('--scan').split('\n').filter(Boolean);
-  return keys
+  return cli('--scan')
+    .split('\n')
+    .filter(Boolean)
     .map(key => {
-      const type = cli('TYPE', key).trim();
-      const value =
-        type === 'string'
-          ? cli('GET', key)
-          : type === 'hash'
-          ? cli('HGETALL', key)
-          : type === 'list'
-          ? cli('LRANGE', key, '0', '-1')
-          : type === 'set'
-          ? cli('SMEMBERS', key)
-          : type === 'zset'
-          ? cli('ZRANGE', key, '0', '-1')
-          : '';
-      return `${key}\n${value}`;
+      const read = READ_BY_TYPE[cli('TYPE', key).trim()];
+      return `${key}\n${read ? cli(...read(key)) : ''}`;
     })
     .join('\n');
 }

@@ -20,6 +20,14 @@ const ROTATION_POLL_MS = 100;
 /** Rotation records followed at most, from an old refresh token to the newest. */
 const MAX_HOPS = 5;
 
+/** No profile yet: everything is due. */
+const EMPTY = {
+  profile: undefined,
+  identityFetchedAt: 0,
+  membershipFetchedAt: 0,
+  fingerprint: '',
+};
+
 function scopes(scope: string | undefined): Set<string> {
   return new Set((scope ?? '').split(/[\s,]+/).filter(Boolean));
 }
@@ -306,14 +314,6 @@ export class Sessions {
     };
   }
 }
-
-/** No profile yet: everything is due. */
-const EMPTY = {
-  profile: undefined,
-  identityFetchedAt: 0,
-  membershipFetchedAt: 0,
-  fingerprint: '',
-};
 
 function toSession(
   stored: StoredSession,
