@@ -1,5 +1,6 @@
 import { CacheService } from '@backstage/backend-plugin-api';
 import { SessionStore, StoredSession } from './sessionStore';
+import { lazyMemoryCache } from './__testUtils__/caches';
 import { signInInfo } from './__testUtils__/resolverContext';
 
 /** A cache whose raw content the test can read and change. */
@@ -113,7 +114,7 @@ describe('SessionStore', () => {
 
   it('a rotation replaces the old record: the old token reaches the new session for the grace period only', async () => {
     jest.useFakeTimers();
-    const { cache } = lazyCache();
+    const { cache } = lazyMemoryCache();
     const store = new SessionStore(cache, 'client', {
       keepSessions: true,
       graceMs: 10_000,
@@ -198,26 +199,3 @@ describe('SessionStore', () => {
     expect(await store.get(RT)).toBeUndefined();
   });
 });
-
-/** Like Backstage's memory store: expiry by the clock. */
-function lazyCache() {
-  const entries = new Map<string, { value: unknown; expires: number }>();
-  const cache: CacheService = {
-    async get(key) {
-      const entry = entries.get(key);
-      if (entry && entry.expires <= Date.now()) return undefined;
-      return entry?.value as any;
-    },
-    async set(key, value, options) {
-      entries.set(key, {
-        value,
-        expires: Date.now() + Number(options?.ttl ?? Infinity),
-      });
-    },
-    async delete(key) {
-      entries.delete(key);
-    },
-    withOptions: () => cache,
-  };
-  return { cache, entries };
-}

@@ -8,6 +8,7 @@ import { ProfileSource } from './profileSource';
 import { ACCESS_TOKEN_MARGIN_MS, scopeWithin, Sessions } from './sessions';
 import { SessionStore } from './sessionStore';
 import { BitbucketTokenClient, BitbucketTokenResponse } from './token';
+import { lazyMemoryCache } from './__testUtils__/caches';
 import { signInInfo } from './__testUtils__/resolverContext';
 
 const MINUTE = 60_000;
@@ -70,28 +71,7 @@ function fakeProfiles(fingerprint = 'fp') {
   return { source, calls, profile };
 }
 
-function mapCache(): CacheService {
-  const entries = new Map<string, { value: unknown; expiresAt: number }>();
-  const cache: CacheService = {
-    async get(key) {
-      const entry = entries.get(key);
-      return entry && entry.expiresAt > Date.now()
-        ? (entry.value as any)
-        : undefined;
-    },
-    async set(key, value, options) {
-      entries.set(key, {
-        value,
-        expiresAt: Date.now() + Number(options?.ttl),
-      });
-    },
-    async delete(key) {
-      entries.delete(key);
-    },
-    withOptions: () => cache,
-  };
-  return cache;
-}
+const mapCache = () => lazyMemoryCache().cache;
 
 function setup(
   options: {

@@ -4,35 +4,9 @@
  * the records it wrote once they expire. The 10,000 sign-ins with the RSS
  * check run outside Jest: hardening/soak.ts.
  */
-import { CacheService } from '@backstage/backend-plugin-api';
 import { SessionStore, StoredSession } from '../sessionStore';
+import { lazyMemoryCache } from '../__testUtils__/caches';
 import { signInInfo } from '../__testUtils__/resolverContext';
-
-/** Like Backstage's memory store: expired entries stay until they are read. */
-function lazyMemoryCache() {
-  const entries = new Map<string, { value: unknown; expires: number }>();
-  const cache: CacheService = {
-    async get(key) {
-      const entry = entries.get(key);
-      if (entry && entry.expires <= Date.now()) {
-        entries.delete(key);
-        return undefined;
-      }
-      return entry?.value as any;
-    },
-    async set(key, value, options) {
-      entries.set(key, {
-        value,
-        expires: Date.now() + Number(options?.ttl ?? Infinity),
-      });
-    },
-    async delete(key) {
-      entries.delete(key);
-    },
-    withOptions: () => cache,
-  };
-  return { cache, entries };
-}
 
 const session = (refreshToken: string): StoredSession => ({
   accessToken: `access-${refreshToken}`,
