@@ -141,6 +141,14 @@ describe('the catalog module and the Bitbucket sign-in module in one backend', (
                     clientSecret: CONSUMER.secret,
                     baseUrl: emulator.url,
                     apiBaseUrl: emulator.apiBaseUrl,
+                    // by uuid (acme, platform, partners); collaborators
+                    // pass so that Carol reaches the catalog step
+                    allowedWorkspaces: [
+                      '{0e6a3d1f-8c52-4b97-a4e0-7f2b9c5d1e83}',
+                      '{5c9d2e7b-1f4a-4c63-9e08-b3a6d1f7c245}',
+                      '{a81f6c3e-4d29-4b75-8c1a-e09d7b3f5a62}',
+                    ],
+                    minimumWorkspaceRole: 'collaborator',
                     workspaceOwnership: { enabled: true },
                     signIn: {
                       resolvers: [
@@ -247,17 +255,20 @@ describe('the catalog module and the Bitbucket sign-in module in one backend', (
   });
 
   it('removes a member who left on the next run, and the sign-in stops', async () => {
-    expect(
-      (await signIn(BOB)).response?.backstageIdentity?.identity.userEntityRef,
-    ).toBe('user:default/8a4e6c21-9d3b-47f0-b512-6e9c0a7d3f48');
+    const before = await signIn(BOB);
+    expect(before.error).toBeUndefined();
+    expect(before.response?.backstageIdentity?.identity.userEntityRef).toBe(
+      'user:default/8a4e6c21-9d3b-47f0-b512-6e9c0a7d3f48',
+    );
     emulator.updateUser(BOB, { workspaces: [] });
     await scheduler.triggerTask(TASK);
     await catalogEntity(
       'user:default/8a4e6c21-9d3b-47f0-b512-6e9c0a7d3f48',
       false,
     );
+    // the allow-list refuses him first; the catalog no longer has him either
     expect((await signIn(BOB)).error?.message).toContain(
-      'no matching User was found in the Backstage catalog',
+      'is not a member of a Bitbucket workspace that may sign in to this portal',
     );
     expect(
       logs.filter(l =>
