@@ -1,4 +1,5 @@
-import { IncomingHttpHeaders, request } from 'node:http';
+import { IncomingHttpHeaders, request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { AUTHORIZE_PATH } from './oauth';
 
 interface RawResponse {
@@ -12,6 +13,8 @@ export interface ConsentTarget {
   /** Address to connect to (never a wildcard address). */
   connectHost: string;
   port: number;
+  /** The CA to trust when the emulator serves HTTPS. */
+  caCert?: string;
 }
 
 /**
@@ -36,7 +39,7 @@ export async function consentAs(
   }
   const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
   if (
-    url.protocol !== 'http:' ||
+    url.protocol !== (target.caCert ? 'https:' : 'http:') ||
     port !== target.port ||
     url.pathname !== AUTHORIZE_PATH
   ) {
@@ -90,10 +93,12 @@ function rawRequest(
   body?: string,
 ): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
+    const request = target.caCert ? httpsRequest : httpRequest;
     const req = request(
       {
         host: target.connectHost,
         port: target.port,
+        ca: target.caCert,
         method,
         path,
         agent: false,
