@@ -59,6 +59,12 @@ export interface Config {
            * e.g. `15m`; `0` disables. Default 15 minutes.
            */
           profileCacheTtl?: HumanDuration | string | number;
+          /**
+           * How long the connections that `/start` opens ahead of the
+           * callback (TCP and TLS, no request) wait for it, e.g. `2m`; `0`
+           * opens none. Default 2 minutes.
+           */
+          preconnectHoldTime?: HumanDuration | string | number;
           /** Sign-in resolvers, tried in order. */
           signIn?: {
             resolvers: Array<

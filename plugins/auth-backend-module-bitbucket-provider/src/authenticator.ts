@@ -13,6 +13,12 @@ import {
   BitbucketProviderSettings,
   readBitbucketProviderSettings,
 } from './config';
+import {
+  preconnectForProfileRound,
+  preconnectForSignIn,
+  PreconnectPlan,
+  readPreconnectPlan,
+} from './connections';
 import { authorizeCallbackError } from './errors';
 import { BitbucketProfile } from './profile';
 import { ProfileCache } from './profileCache';
@@ -27,6 +33,8 @@ interface BitbucketAuthenticatorContext {
   tokenClient: BitbucketTokenClient;
   client: BitbucketClient;
   cache: ProfileCache;
+  /** Connections opened ahead of the calls (src/connections.ts). */
+  preconnect: PreconnectPlan;
 }
 
 /** Services the authenticator uses when the module provides them. */
@@ -241,9 +249,14 @@ export function createBitbucketAuthenticator(
           settings.clientId,
           settings.profileCacheTtlMs,
         ),
+        preconnect: readPreconnectPlan(config, settings, {
+          sequentialProfileFetch: options.sequentialProfileFetch,
+        }),
       };
     },
     async start(input, ctx) {
+      // the callback's connections open while the user is on the consent page
+      preconnectForSignIn(ctx.preconnect);
       return runStart(ctx.strategy, input.req, {
         scope: input.scope,
         state: input.state,
@@ -253,6 +266,8 @@ export function createBitbucketAuthenticator(
       input,
       ctx,
     ): Promise<OAuthAuthenticatorResult<BitbucketProfile>> {
+      // none left from /start (a slow consent): open them during the token call
+      preconnectForProfileRound(ctx.preconnect);
       const token = await runCallback(ctx.strategy, input.req);
       const fullProfile = await fetchCheckedProfile(
         ctx,
@@ -268,9 +283,14 @@ export function createBitbucketAuthenticator(
       input,
       ctx,
     ): Promise<OAuthAuthenticatorResult<BitbucketProfile>> {
+      const cachedEntry = ctx.cache.get(input.refreshToken);
+      // the profile will be fetched: open its connections during the token call
+      void cachedEntry.then(
+        c => c || preconnectForProfileRound(ctx.preconnect),
+      );
       const [token, cached] = await Promise.all([
         ctx.tokenClient.refresh(input.refreshToken, input.scope),
-        ctx.cache.get(input.refreshToken),
+        cachedEntry,
       ]);
       const session = toSession(token, input.refreshToken);
       if (cached) {

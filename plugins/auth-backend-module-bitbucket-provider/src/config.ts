@@ -26,6 +26,7 @@ export const KNOWN_KEYS = [
   'minimumWorkspaceRole',
   'workspaceOwnership',
   'profileCacheTtl',
+  'preconnectHoldTime',
 ] as const;
 
 /** Bitbucket's workspace roles, from least to most privileged. */
