@@ -69,7 +69,7 @@ function providerModule(spec: BackendSpec): BackendFeature {
     case 'upstream':
       // passport-bitbucket-oauth2 hard-codes https://bitbucket.org and
       // https://api.bitbucket.org: send them to the emulator.
-      rerouteBitbucketHosts(spec.emulator);
+      rerouteBitbucketHosts(spec.bitbucketHosts);
       return require('@backstage/plugin-auth-backend-module-bitbucket-provider')
         .default;
     case 'ours':
@@ -132,6 +132,10 @@ async function main() {
     if (message.type === 'sample') {
       if (message.gc) (global as { gc?: () => void }).gc?.();
       send({ type: 'sample', id: message.id, sample: sample() });
+    } else if (message.type === 'clock') {
+      // preloaded with --require by the harness (src/backends.ts)
+      require('./clock.cjs').setClockOffset(message.offsetMs);
+      send({ type: 'clock', id: message.id });
     } else if (message.type === 'stop') {
       backend
         .stop()

@@ -2,8 +2,8 @@ import { ChildProcess, fork } from 'node:child_process';
 import { createWriteStream, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { BitbucketCloudEmulator } from '@internal/bitbucket-cloud-emulator';
 import { APP_ORIGIN } from './driver';
+import { BenchNetwork, BackendRoute } from './network';
 import {
   BackendKind,
   BackendSpec,
@@ -27,6 +27,8 @@ export interface RunningBackend {
   startupMs: number;
   /** CPU time and memory now; with `gc`, after a full garbage collection. */
   sample(options?: { gc?: boolean }): Promise<ProcessSample>;
+  /** Moves the process's wall clock to real time + `offsetMs` (src/clock.cjs). */
+  setClock(offsetMs: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -42,11 +44,13 @@ async function freePort(): Promise<number> {
   });
 }
 
+const relayUrl = (relay: { port: number }) => `https://127.0.0.1:${relay.port}`;
+
 /** The app-config of one backend; ours gets a second, uncached environment. */
 export function backendConfig(
   kind: BackendKind,
   port: number,
-  emulator: BitbucketCloudEmulator,
+  route: BackendRoute,
 ): object {
   const signIn = {
     resolvers: [{ resolver: 'userIdMatchingUserEntityAnnotation' }],
@@ -65,8 +69,9 @@ export function backendConfig(
     const ours = {
       clientId: CLIENT_ID,
       clientSecret: CLIENT_SECRET,
-      baseUrl: emulator.url,
-      apiBaseUrl: emulator.apiBaseUrl,
+      // the two hosts of Bitbucket, each through its relay (src/network.ts)
+      baseUrl: relayUrl(route.web),
+      apiBaseUrl: `${relayUrl(route.api)}/2.0`,
       // makes every sign-in fetch /2.0/user/workspaces as well
       allowedWorkspaces: [WORKSPACE],
       signIn,
@@ -94,23 +99,27 @@ export function backendConfig(
  */
 export async function startBackend(options: {
   kind: BackendKind;
-  emulator: BitbucketCloudEmulator;
+  network: BenchNetwork;
   workDir: string;
   entitiesFile: string;
   /** Pin the process and its threads to these CPUs (a taskset list). */
   cpus?: string;
 }): Promise<RunningBackend> {
-  const { kind, emulator, workDir, entitiesFile } = options;
+  const { kind, network, workDir, entitiesFile } = options;
   const port = await freePort();
+  const route = network.route(kind);
   const configFile = join(workDir, `${kind}.app-config.json`);
   writeFileSync(
     configFile,
-    JSON.stringify(backendConfig(kind, port, emulator), null, 2),
+    JSON.stringify(backendConfig(kind, port, route), null, 2),
   );
   const spec: BackendSpec = {
     kind,
     configFile,
-    emulator: { host: '127.0.0.1', port: emulator.port },
+    bitbucketHosts: {
+      'bitbucket.org': { host: route.web.host, port: route.web.port },
+      'api.bitbucket.org': { host: route.api.host, port: route.api.port },
+    },
     entitiesFile,
   };
   const log = createWriteStream(join(workDir, `${kind}.log`));
@@ -119,6 +128,9 @@ export async function startBackend(options: {
     [JSON.stringify(spec)],
     {
       execArgv: [
+        // first: the clock the session model moves on (src/clock.cjs)
+        '--require',
+        require.resolve('./clock.cjs'),
         '--expose-gc',
         // BENCH_CPU_PROF_DIR=<dir>: a V8 CPU profile per backend (docs/benchmarks.md)
         ...(process.env.BENCH_CPU_PROF_DIR
@@ -130,7 +142,12 @@ export async function startBackend(options: {
         '--require',
         require.resolve('@backstage/cli/config/nodeTransform.cjs'),
       ],
-      env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
+      env: {
+        ...process.env,
+        LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
+        // the run's CA: the emulator's certificate, for undici and https alike
+        NODE_EXTRA_CA_CERTS: network.caFile,
+      },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     },
   );
@@ -146,6 +163,7 @@ export async function startBackend(options: {
     }),
   );
   const pendingSamples = new Map<number, (s: ProcessSample) => void>();
+  const pendingClocks = new Map<number, () => void>();
   let nextId = 0;
 
   const startupMs = await new Promise<number>((resolve, reject) => {
@@ -171,6 +189,9 @@ export async function startBackend(options: {
       } else if (message.type === 'sample') {
         pendingSamples.get(message.id)?.(message.sample);
         pendingSamples.delete(message.id);
+      } else if (message.type === 'clock') {
+        pendingClocks.get(message.id)?.();
+        pendingClocks.delete(message.id);
       }
     });
     child.once('exit', code => {
@@ -197,6 +218,17 @@ export async function startBackend(options: {
         }
         pendingSamples.set(id, resolve);
         child.send({ type: 'sample', id, gc: sampleOptions.gc });
+      });
+    },
+    setClock(offsetMs) {
+      const id = nextId++;
+      return new Promise<void>((resolve, reject) => {
+        if (exited) {
+          reject(new Error(`the ${kind} backend has exited`));
+          return;
+        }
+        pendingClocks.set(id, resolve);
+        child.send({ type: 'clock', id, offsetMs });
       });
     },
     async stop() {

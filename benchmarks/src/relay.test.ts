@@ -13,7 +13,7 @@ async function startTarget(reply: (chunk: Buffer) => Buffer | null) {
   const server = net.createServer({ allowHalfOpen: true }, socket => {
     sockets.add(socket);
     events.push('connection');
-    socket.on('data', chunk => {
+    socket.on('data', (chunk: Buffer) => {
       received.push({ at: performance.now(), bytes: chunk });
       const answer = reply(chunk);
       if (answer) socket.write(answer);
@@ -101,7 +101,7 @@ describe('startRelay', () => {
       const back: Buffer[] = [];
       let length = 0;
       const done = new Promise<void>(resolve =>
-        socket.on('data', chunk => {
+        socket.on('data', (chunk: Buffer) => {
           back.push(chunk);
           length += chunk.length;
           if (length === sent.length) resolve();

@@ -66,7 +66,7 @@ class DelayedDirection {
     private readonly delay: () => number,
     private readonly notBefore: () => number,
   ) {
-    from.on('data', chunk => this.#push(chunk));
+    from.on('data', (chunk: Buffer) => this.#push(chunk));
     from.on('end', () => this.#push(null));
   }
 

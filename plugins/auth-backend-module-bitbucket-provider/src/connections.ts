@@ -36,9 +36,10 @@ export const MAX_HELD_PER_ORIGIN = 16;
 
 /** A connection opened ahead, waiting for a call to take it. */
 class HeldConnection {
-  socket!: Socket;
+  socket: Socket | undefined;
   /** null while connecting; then the outcome */
   result: { error?: Error } | null = null;
+  #abandoned = false;
   readonly #waiters: Array<() => void> = [];
   readonly #timer: NodeJS.Timeout;
   readonly #forget: (held: HeldConnection) => void;
@@ -49,17 +50,22 @@ class HeldConnection {
     this.#timer.unref();
   }
 
-  attach(socket: Socket) {
-    this.socket = socket;
-    // held, not in use: keeps no process alive, and an error ends it quietly
-    socket.unref();
-    socket.on('close', this.#gone);
-    socket.on('error', this.#gone);
-  }
-
-  settled(error?: Error) {
+  /** The handshake is over: a connection, or the error that ended it. */
+  settled(error: Error | null, socket: Socket | null) {
     this.result = error ? { error } : {};
-    if (error) this.#forget(this);
+    if (socket) {
+      this.socket = socket;
+      if (this.#abandoned) {
+        socket.destroy();
+      } else {
+        // held, not in use: keeps no process alive, and an error ends it quietly
+        socket.unref();
+        socket.on('close', this.#gone);
+        socket.on('error', this.#gone);
+      }
+    } else {
+      this.#forget(this);
+    }
     this.#waiters.splice(0).forEach(wake => wake());
   }
 
@@ -71,21 +77,32 @@ class HeldConnection {
     else this.#waiters.push(then);
   }
 
+  /** Whether it can still serve a call. */
+  get usable(): boolean {
+    return !this.result?.error && !this.socket?.destroyed;
+  }
+
   /** No longer held: taken by a call, closed, or given up. */
   release() {
     clearTimeout(this.#timer);
     this.#forget(this);
-    this.socket.off('close', this.#gone);
-    this.socket.off('error', this.#gone);
+    this.socket?.off('close', this.#gone);
+    this.socket?.off('error', this.#gone);
   }
 
+  /** Given up: closed now, or as soon as its handshake is over. */
   #gone = () => {
     this.release();
-    this.socket.destroy();
+    this.#abandoned = true;
+    this.socket?.destroy();
   };
+
+  close() {
+    this.#gone();
+  }
 }
 
-type ConnectOptions = buildConnector.Options;
+type ConnectOptions = buildConnector.BuildOptions;
 type ConnectorOptions = Parameters<buildConnector.connector>[0];
 type ConnectorCallback = buildConnector.Callback;
 
@@ -113,8 +130,9 @@ export class BitbucketConnections {
     this.#connect = buildConnector({ ...options.connect });
     this.#maxHeld = options.maxHeldPerOrigin ?? MAX_HELD_PER_ORIGIN;
     this.#agent = new Agent({
-      connect: (opts: ConnectorOptions, callback: ConnectorCallback) =>
-        this.#take(opts, callback) ?? this.#connect(opts, callback),
+      connect: (opts: ConnectorOptions, callback: ConnectorCallback) => {
+        if (!this.#take(opts, callback)) this.#connect(opts, callback);
+      },
     });
   }
 
@@ -139,7 +157,9 @@ export class BitbucketConnections {
     const key = originKey(target.protocol, target.hostname, target.port);
     const held = this.#held.get(key) ?? [];
     // connected and idle: the pool's own `free` lags a tick behind
-    const pool = this.#agent.stats[target.origin];
+    const pool = this.#agent.stats[target.origin] as
+      | { connected: number; size: number }
+      | undefined;
     const free = pool ? Math.max(0, pool.connected - pool.size) : 0;
     const missing = Math.min(
       count - free - held.length,
@@ -163,10 +183,7 @@ export class BitbucketConnections {
   /** Closes the pool and every held connection. */
   async close(): Promise<void> {
     for (const list of this.#held.values()) {
-      for (const held of [...list]) {
-        held.release();
-        held.socket.destroy();
-      }
+      [...list].forEach(held => held.close());
     }
     await this.#agent.close();
   }
@@ -184,19 +201,14 @@ export class BitbucketConnections {
     };
     const held = new HeldConnection(holdMs, forget);
     list.push(held);
-    held.attach(
-      this.#connect(
-        {
-          protocol: target.protocol,
-          hostname: target.hostname,
-          host: target.host,
-          port: target.port || String(defaultPort(target.protocol)),
-          servername: null,
-          localAddress: null,
-          httpSocket: undefined,
-        } as unknown as ConnectorOptions,
-        error => held.settled(error ?? undefined),
-      ) as Socket,
+    this.#connect(
+      {
+        protocol: target.protocol,
+        hostname: target.hostname,
+        host: target.host,
+        port: target.port || String(defaultPort(target.protocol)),
+      },
+      (error, socket) => held.settled(error, socket),
     );
   }
 
@@ -204,26 +216,22 @@ export class BitbucketConnections {
    * The pool's connector asks for a connection: a held one of that origin,
    * if any (waiting for its handshake to finish), else undefined.
    */
-  #take(
-    opts: ConnectorOptions,
-    callback: ConnectorCallback,
-  ): Socket | undefined {
+  #take(opts: ConnectorOptions, callback: ConnectorCallback): boolean {
     const key = originKey(opts.protocol, opts.hostname, opts.port);
-    const list = this.#held.get(key);
-    const held = list?.find(h => !h.socket.destroyed && !h.result?.error);
-    if (!held) return undefined;
+    const held = this.#held.get(key)?.find(h => h.usable);
+    if (!held) return false;
     held.release();
-    const handOver = () => {
-      if (held.result?.error || held.socket.destroyed) {
+    held.whenSettled(() => {
+      const socket = held.socket;
+      if (!held.usable || !socket) {
         // it failed meanwhile: a connection of its own, as without preconnect
         this.#connect(opts, callback);
       } else {
-        held.socket.ref();
-        callback(null, held.socket);
+        socket.ref();
+        callback(null, socket);
       }
-    };
-    held.whenSettled(handOver);
-    return held.socket;
+    });
+    return true;
   }
 }
 
