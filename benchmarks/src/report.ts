@@ -161,7 +161,7 @@ const inRtts = (ms: number | undefined, rtt: number) =>
 
 /** The cold series: each request after the backend's connections were dropped. */
 function coldRows(latencyMs: number): Row[] {
-  const rows: Row[] = [
+  const cold: Row[] = [
     {
       label: 'sign-in p50, cold (ms)',
       value: c => c.signInCold.latency.p50,
@@ -216,7 +216,7 @@ function coldRows(latencyMs: number): Row[] {
     },
   ];
   if (latencyMs > 0) {
-    rows.splice(3, 0, {
+    cold.splice(3, 0, {
       label: 'sign-in p50 in round trips: warm / cold',
       value: c => c.signInCold.latency.p50,
       text: c =>
@@ -225,7 +225,7 @@ function coldRows(latencyMs: number): Row[] {
           latencyMs,
         )}`,
     });
-    rows.push({
+    cold.push({
       label: 'refresh p50 in round trips, cold: cached / no cache',
       value: c => c.refreshCachedCold.latency.p50,
       text: c =>
@@ -235,7 +235,7 @@ function coldRows(latencyMs: number): Row[] {
         )}`,
     });
   }
-  return rows;
+  return cold;
 }
 
 /** One latency's table: rows are metrics, columns the backends and the ratios. */
