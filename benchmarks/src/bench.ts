@@ -257,9 +257,12 @@ export const METHOD = [
   'Series run one request at a time, in rounds in which the backends take turns; each backend is warmed up first (JIT) without latency.',
   'Sign-ins per second: concurrency 1 is the warm sign-in series (whole flows, one at a time); above 1, N browsers run whole flows in a loop and the sign-ins completed in a fixed window after a ramp-up are counted.',
   "With 2 or more CPUs (Linux, taskset), the harness runs on all CPUs but the last and the backends (taking turns) on the last: the emulator and the relays do Bitbucket's and the network's work, which in production is not the portal's CPU, and a module that calls Bitbucket more often is not charged for it. --no-pin turns this off.",
-  'CPU is process.cpuUsage() of the backend process (user + system) over the series or window, divided by the operations; RSS is process.memoryUsage().rss after a full GC, peak is VmHWM.',
+  'CPU is process.cpuUsage() of the backend process (user + system) over the series or window, divided by the operations; RSS is process.memoryUsage().rss after a full GC, peak is VmHWM. The RSS compared between backends is taken after the last latency, 6 s after the last request (longer than any keep-alive, so no idle connection is left open), after a full GC.',
   "The session model (src/sessionModel.ts) runs last: simulated hours in which the harness moves the wall clock of the backends (a --require preload offsets Date), of the emulator and of the browsers' cookie jars, so that token expiry, cache TTLs and cookie lifetimes behave as in real hours; every page load is cold (10 simulated minutes outlast any keep-alive).",
 ];
+
+/** Longer than the backends' keep-alive timeouts. */
+const KEEP_ALIVE_OUTLIVED_MS = 6000;
 
 const mb = (bytes: number) => Math.round((bytes / 1024 / 1024) * 10) / 10;
 const round2 = (n: number) => Math.round(n * 100) / 100;
@@ -860,7 +863,10 @@ export async function runBenchmark(
       }
     }
 
-    // the same work done by every backend: the memory compared
+    // the same work done by every backend: the memory compared, once every
+    // backend has closed its idle connections (keep-alive: 4 s in undici,
+    // 5 s in Node's https agent), so that it is what they keep
+    await sleep(KEEP_ALIVE_OUTLIVED_MS);
     for (const backend of backends) {
       const sample = await backend.sample({ gc: true });
       infos.get(backend.kind)!.rssAfterSeriesMb = mb(sample.rssBytes);

@@ -78,7 +78,9 @@ class DelayedDirection {
 
   #flush = () => {
     this.#timer = undefined;
-    const now = performance.now();
+    // timers fire in whole milliseconds: release what is due within half
+    // of one, so that the delay is right on average rather than late
+    const now = performance.now() + 0.5;
     while (this.#queue.length && this.#queue[0].at <= now) {
       const { chunk } = this.#queue.shift()!;
       if (this.to.destroyed) {
@@ -96,7 +98,7 @@ class DelayedDirection {
     if (this.#queue.length) {
       this.#timer = setTimeout(
         this.#flush,
-        Math.max(1, Math.ceil(this.#queue[0].at - now)),
+        Math.max(1, Math.round(this.#queue[0].at - now)),
       );
     }
   };
