@@ -22,6 +22,8 @@ export interface Timed {
   ms: number;
   startedAt: number;
   endedAt: number;
+  /** A sign-in's steps, ms: /start, and the consent at the emulator (both pages). */
+  steps?: { start: number; consent: number };
 }
 
 function absolute(now: number): number {
@@ -170,7 +172,9 @@ export class Browser {
     const atEmulator = `${this.#emulator.url}${authorize.pathname}${
       authorize.search
     }`;
+    const consentStarted = performance.now();
     const back = new URL(await this.#emulator.authorize(atEmulator, userUuid));
+    const consentEnded = performance.now();
     if (consentMs > 0) await sleep(consentMs);
     const frame = await this.#get(`${back.pathname}${back.search}`);
     const message = readWebMessage(frame.body);
@@ -188,6 +192,10 @@ export class Browser {
       ms: frame.endedAt - frame.startedAt,
       startedAt: absolute(frame.startedAt),
       endedAt: absolute(frame.endedAt),
+      steps: {
+        start: start.endedAt - start.startedAt,
+        consent: consentEnded - consentStarted,
+      },
     };
   }
 

@@ -28,12 +28,16 @@ async function startCountingServer() {
   const sockets = new Set<Socket>();
   const counts = { connections: 0, requests: 0 };
   const requestSockets: Socket[] = [];
+  /** Answers to /slow, held until the test sends them. */
+  const held: Array<() => void> = [];
   const server: Server = createServer(
     { key: tls.key, cert: tls.cert },
     (req, res) => {
       counts.requests += 1;
       requestSockets.push(req.socket);
-      res.end(JSON.stringify({ path: req.url }));
+      const answer = () => res.end(JSON.stringify({ path: req.url }));
+      if (req.url === '/slow') held.push(answer);
+      else answer();
     },
   );
   server.on('secureConnection', socket => {
@@ -49,6 +53,7 @@ async function startCountingServer() {
     counts,
     sockets,
     requestSockets,
+    held,
     close: () =>
       new Promise<void>(r => {
         server.closeAllConnections();
@@ -102,15 +107,27 @@ describe('BitbucketConnections', () => {
     expect(connections.held()).toEqual({});
   });
 
-  it('counts the connections the pool has free, and those it holds', async () => {
+  it('counts the connections the pool has, and those it holds', async () => {
     await Promise.all([get('/a'), get('/b')]);
     expect(server.counts.connections).toBe(2);
-    // two free in the pool: a round of three needs one more
+    // two in the pool: a round of three needs one more
     connections.preconnect(server.url, 3, 60_000);
     expect(connections.opened).toBe(1);
     connections.preconnect(server.url, 3, 60_000);
     expect(connections.opened).toBe(1);
     await until(() => server.counts.connections === 3, '3 connections');
+  });
+
+  it('counts busy connections too: under load they are free again before a callback', async () => {
+    // a request the server holds keeps the one connection busy
+    const slow = get('/slow');
+    await until(() => server.held.length === 1, 'the request');
+    connections.preconnect(server.url, 1, 60_000);
+    expect(connections.opened).toBe(0);
+    connections.preconnect(server.url, 2, 60_000);
+    expect(connections.opened).toBe(1);
+    server.held[0]();
+    expect(JSON.parse(await slow).path).toBe('/slow');
   });
 
   it('lets a call that comes during the handshake wait for it, not open another', async () => {

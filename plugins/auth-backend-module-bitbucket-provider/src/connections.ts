@@ -2,7 +2,13 @@ import { Config, readDurationFromConfig } from '@backstage/config';
 import { InputError } from '@backstage/errors';
 import { durationToMilliseconds } from '@backstage/types';
 import type { Socket } from 'node:net';
-import { Agent, buildConnector, Dispatcher, getGlobalDispatcher } from 'undici';
+import {
+  Agent,
+  buildConnector,
+  Dispatcher,
+  getGlobalDispatcher,
+  Pool,
+} from 'undici';
 import type { BitbucketProviderSettings } from './config';
 
 /**
@@ -121,6 +127,8 @@ export class BitbucketConnections {
   readonly #connect: buildConnector.connector;
   readonly #agent: Agent;
   readonly #held = new Map<string, HeldConnection[]>();
+  /** The agent's pool of each origin, for its connection counts. */
+  readonly #pools = new Map<string, Pool>();
   readonly #maxHeld: number;
   #opened = 0;
 
@@ -130,6 +138,11 @@ export class BitbucketConnections {
     this.#connect = buildConnector({ ...options.connect });
     this.#maxHeld = options.maxHeldPerOrigin ?? MAX_HELD_PER_ORIGIN;
     this.#agent = new Agent({
+      factory: (origin, opts) => {
+        const pool = new Pool(origin, opts);
+        this.#pools.set(new URL(String(origin)).origin, pool);
+        return pool;
+      },
       connect: (opts: ConnectorOptions, callback: ConnectorCallback) => {
         if (!this.#take(opts, callback)) this.#connect(opts, callback);
       },
@@ -148,21 +161,22 @@ export class BitbucketConnections {
 
   /**
    * Makes `count` connections to the origin of `url` ready within a few
-   * round trips, counting those the pool has free and those already held,
-   * and holds the new ones for `holdMs`. Sends nothing over them.
+   * round trips, counting those the pool has (busy or not) and those already
+   * held, and holds the new ones for `holdMs`. Sends nothing over them.
    */
   preconnect(url: string, count: number, holdMs: number): void {
     if (holdMs <= 0 || count <= 0 || this.dispatcher() !== this.#agent) return;
     const target = new URL(url);
     const key = originKey(target.protocol, target.hostname, target.port);
     const held = this.#held.get(key) ?? [];
-    // connected and idle: the pool's own `free` lags a tick behind
-    const pool = this.#agent.stats[target.origin] as
-      | { connected: number; size: number }
-      | undefined;
-    const free = pool ? Math.max(0, pool.connected - pool.size) : 0;
+    // Every connection the pool has counts, busy or not: under load, those
+    // busy now are free again long before the callback comes, and opening
+    // more would only add handshakes. After a quiet spell the pool is empty.
+    const pool = this.#pools.get(target.origin);
+    const connected =
+      pool && !pool.closed && !pool.destroyed ? pool.stats.connected : 0;
     const missing = Math.min(
-      count - free - held.length,
+      count - connected - held.length,
       this.#maxHeld - held.length,
     );
     for (let i = 0; i < missing; i++) this.#open(target, key, holdMs);
