@@ -1,5 +1,13 @@
-import { createServer, IncomingMessage, ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import {
+  Agent as HttpAgent,
+  createServer,
+  IncomingMessage,
+  ServerResponse,
+} from 'node:http';
+import {
+  Agent as HttpsAgent,
+  createServer as createHttpsServer,
+} from 'node:https';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ADMIN_PREFIX, handleAdmin } from './admin';
 import { consentAs } from './consent';
@@ -139,6 +147,10 @@ export async function startEmulator(
   const tls =
     options.tls === true ? await createEmulatorTls() : options.tls || undefined;
   const scheme = tls ? 'https' : 'http';
+  // the user's browser on the consent pages: one keep-alive agent
+  const consentAgent = tls
+    ? new HttpsAgent({ keepAlive: true, ca: tls.caCert })
+    : new HttpAgent({ keepAlive: true });
   const recorder = new CallRecorder();
   const faults = new FaultInjector({ latencyMs, randomLatencyMs });
   const lifetime = new AbortController();
@@ -278,7 +290,12 @@ export async function startEmulator(
     clearFaults: () => faults.clear(),
     authorize: (authorizeUrl, userUuid, decision = 'grant') =>
       consentAs(
-        { connectHost, port: actualPort, caCert: tls?.caCert },
+        {
+          connectHost,
+          port: actualPort,
+          caCert: tls?.caCert,
+          agent: consentAgent,
+        },
         authorizeUrl,
         userUuid,
         decision,
@@ -292,6 +309,7 @@ export async function startEmulator(
       if (!closing) {
         closing = new Promise<void>(resolve => {
           lifetime.abort();
+          consentAgent.destroy();
           for (const call of pending) {
             call.finish(0);
           }
