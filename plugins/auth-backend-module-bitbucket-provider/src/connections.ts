@@ -2,6 +2,7 @@ import { Config, readDurationFromConfig } from '@backstage/config';
 import { InputError } from '@backstage/errors';
 import { durationToMilliseconds } from '@backstage/types';
 import type { Socket } from 'node:net';
+import { createSecureContext, SecureContextOptions } from 'node:tls';
 import {
   Agent,
   buildConnector,
@@ -135,7 +136,14 @@ export class BitbucketConnections {
   constructor(
     options: { connect?: ConnectOptions; maxHeldPerOrigin?: number } = {},
   ) {
-    this.#connect = buildConnector({ ...options.connect });
+    this.#connect = buildConnector({
+      // one TLS context for every connection: making one per connection
+      // (what tls.connect does without it) costs more CPU than the handshake
+      secureContext: createSecureContext(
+        options.connect as SecureContextOptions,
+      ),
+      ...options.connect,
+    });
     this.#maxHeld = options.maxHeldPerOrigin ?? MAX_HELD_PER_ORIGIN;
     this.#agent = new Agent({
       factory: (origin, opts) => {
