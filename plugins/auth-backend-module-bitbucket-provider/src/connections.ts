@@ -128,8 +128,8 @@ export class BitbucketConnections {
   readonly #connect: buildConnector.connector;
   readonly #agent: Agent;
   readonly #held = new Map<string, HeldConnection[]>();
-  /** The agent's pool of each origin, for its connection counts. */
-  readonly #pools = new Map<string, Pool>();
+  /** Open connections of the agent's pools, by origin (kept by their events: O(1) to read). */
+  readonly #connected = new Map<string, number>();
   readonly #maxHeld: number;
   #opened = 0;
 
@@ -147,9 +147,12 @@ export class BitbucketConnections {
     this.#maxHeld = options.maxHeldPerOrigin ?? MAX_HELD_PER_ORIGIN;
     this.#agent = new Agent({
       factory: (origin, opts) => {
-        const pool = new Pool(origin, opts);
-        this.#pools.set(new URL(String(origin)).origin, pool);
-        return pool;
+        const key = new URL(String(origin)).origin;
+        const count = (delta: number) =>
+          this.#connected.set(key, (this.#connected.get(key) ?? 0) + delta);
+        return new Pool(origin, opts)
+          .on('connect', () => count(1))
+          .on('disconnect', () => count(-1));
       },
       connect: (opts: ConnectorOptions, callback: ConnectorCallback) => {
         if (!this.#take(opts, callback)) this.#connect(opts, callback);
@@ -180,9 +183,7 @@ export class BitbucketConnections {
     // Every connection the pool has counts, busy or not: under load, those
     // busy now are free again long before the callback comes, and opening
     // more would only add handshakes. After a quiet spell the pool is empty.
-    const pool = this.#pools.get(target.origin);
-    const connected =
-      pool && !pool.closed && !pool.destroyed ? pool.stats.connected : 0;
+    const connected = this.#connected.get(target.origin) ?? 0;
     const missing = Math.min(
       count - connected - held.length,
       this.#maxHeld - held.length,
