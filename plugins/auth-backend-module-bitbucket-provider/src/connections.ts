@@ -25,9 +25,13 @@ import type { BitbucketProviderSettings } from './config';
  * nothing counts against Bitbucket's rate limits. They are held until the
  * callback's calls take them, or for `preconnectHoldTime`.
  *
- * The connections are HTTP/1.1: undici's HTTP/2 client is still marked
- * experimental, and one pre-opened connection per parallel call reaches the
- * same floor of two round trips.
+ * The connections are HTTP/1.1, one per parallel call: that reaches the
+ * floor of two round trips whatever the server offers. HTTP/2 (undici's
+ * `allowH2`) would let one connection carry the round, but undici's pool
+ * counts a client that is still connecting as busy after one request, so
+ * the three calls of a round dispatched at once would open three
+ * connections anyway; and whether Bitbucket offers h2 could not be checked
+ * from where this was written.
  *
  * All calls to Bitbucket go through one process-wide undici Agent whose
  * connector hands out these connections first. When the backend has set a
