@@ -105,6 +105,16 @@ function sample(): ProcessSample {
   };
 }
 
+/**
+ * V8's last-resort GC (full, compacting, and giving freed pages back to the
+ * system), as the soak does: the RSS then measures what the process keeps,
+ * not the heap V8 grew for the garbage of the last burst.
+ */
+function settle() {
+  const gc = (global as { gc?: (options?: object) => void }).gc;
+  gc?.({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+}
+
 function send(message: ChildMessage) {
   process.send?.(message);
 }
@@ -130,7 +140,7 @@ async function main() {
 
   process.on('message', (message: ParentMessage) => {
     if (message.type === 'sample') {
-      if (message.gc) (global as { gc?: () => void }).gc?.();
+      if (message.gc) settle();
       send({ type: 'sample', id: message.id, sample: sample() });
     } else if (message.type === 'clock') {
       // preloaded with --require by the harness (src/backends.ts)

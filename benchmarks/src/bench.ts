@@ -142,6 +142,8 @@ export interface ThroughputResult {
   cpuMsPerSignIn: number;
   /** /handler/frame latency under this load. */
   p50: number;
+  p95?: number;
+  mean?: number;
   /** The other steps of a sign-in under this load, p50 ms: /start, and the consent at the emulator. */
   stepsP50?: { start: number; consent: number };
   /** CPU use of the harness (emulator + browsers) in the window, % of one core. */
@@ -259,7 +261,7 @@ export const METHOD = [
   'Series run one request at a time, in rounds in which the backends take turns; each backend is warmed up first (JIT) without latency.',
   'Sign-ins per second: concurrency 1 is the warm sign-in series (whole flows, one at a time); above 1, N browsers run whole flows in a loop and the sign-ins completed in a fixed window after a ramp-up are counted.',
   "With 2 or more CPUs (Linux, taskset), the harness runs on all CPUs but the last and the backends (taking turns) on the last: the emulator and the relays do Bitbucket's and the network's work, which in production is not the portal's CPU, and a module that calls Bitbucket more often is not charged for it. --no-pin turns this off.",
-  'CPU is process.cpuUsage() of the backend process (user + system) over the series or window, divided by the operations; RSS is process.memoryUsage().rss after a full GC, peak is VmHWM. The RSS compared between backends is taken after the last latency, 6 s after the last request (longer than any keep-alive, so no idle connection is left open), after a full GC.',
+  "CPU is process.cpuUsage() of the backend process (user + system) over the series or window, divided by the operations; RSS is process.memoryUsage().rss after V8's last-resort GC (full, compacting, freed pages given back), peak is VmHWM. The RSS compared between backends is taken after the last latency, 6 s after the last request (longer than any keep-alive, so no idle connection is left open), after a full GC.",
   "The session model (src/sessionModel.ts) runs last: simulated hours in which the harness moves the wall clock of the backends (a --require preload offsets Date), of the emulator and of the browsers' cookie jars, so that token expiry, cache TTLs and cookie lifetimes behave as in real hours; every page load is cold (10 simulated minutes outlast any keep-alive).",
 ];
 
@@ -533,6 +535,8 @@ function throughputResult(
     signInsPerSecond: round2(ms.length / seconds),
     cpuMsPerSignIn: round2(sum(w => w.backendCpuMs) / (ms.length || 1)),
     p50: latencyStats(ms).p50,
+    p95: latencyStats(ms).p95,
+    mean: latencyStats(ms).mean,
     stepsP50: {
       start: latencyStats(windows.flatMap(w => w.starts)).p50,
       consent: latencyStats(windows.flatMap(w => w.consents)).p50,

@@ -18,6 +18,13 @@ export interface Verdict {
 }
 
 const round2 = (n: number) => Math.round(n * 100) / 100;
+
+/**
+ * The slack a cold refresh gets on top of a warm one's: the CPU of the TLS
+ * handshake on its critical path (the token host's connection is new). A
+ * cold sign-in gets none: its connections were opened during the consent.
+ */
+export const HANDSHAKE_CPU_MS = 5;
 const ms = (n: number) => `${n.toFixed(1)} ms`;
 
 /**
@@ -114,11 +121,13 @@ export function judge(run: {
       floor.refreshCached.warm,
       10,
     );
+    // a cold refresh pays a TLS handshake in its token call: its CPU (both
+    // ends, a few milliseconds on a 2-core machine) is work, not round trips
     floorTarget(
       'refresh (profile cached), cold,',
       ours.refreshCachedCold.latency.p50,
       floor.refreshCached.cold,
-      10,
+      10 + HANDSHAKE_CPU_MS,
     );
     floorTarget(
       'refresh (no cache), warm,',
@@ -130,7 +139,7 @@ export function judge(run: {
       'refresh (no cache), cold,',
       ours.refreshUncachedCold.latency.p50,
       floor.refreshUncached.cold,
-      15,
+      15 + HANDSHAKE_CPU_MS,
     );
 
     // ratios: where the latency, not the CPU, makes the figure
