@@ -186,6 +186,7 @@ export interface BackendInfo {
   rssAfterLatencyMb: Record<string, number>;
   /** After all latencies, before the session model (after a full GC), MB: the figure compared. */
   rssAfterSeriesMb: number;
+  heapUsedAfterSeriesMb: number;
   /** The backend's log file, when kept (--keep-logs). */
   log: string | null;
 }
@@ -360,7 +361,12 @@ class Series {
   seconds = 0;
   connections = 0;
 
-  constructor(readonly what: string, readonly latencyMs: number) {}
+  constructor(
+    readonly what: string,
+    readonly latencyMs: number,
+    /** The emulator's record shows round trips only when it holds each call for the RTT. */
+    readonly model: NetworkModel,
+  ) {}
 
   /**
    * Runs `count` operations one at a time and records them; `cold`: the
@@ -421,7 +427,7 @@ class Series {
     return {
       latency: latencyStats(this.ms),
       roundTrips:
-        this.latencyMs > 0 && this.trips.length
+        this.latencyMs > 0 && this.model === 'per-request' && this.trips.length
           ? { median: median(this.trips), max: Math.max(...this.trips) }
           : null,
       calls: countCalls(this.calls, ops),
@@ -624,6 +630,7 @@ export async function runBenchmark(
         heapUsedAfterMb: NaN,
         rssAfterLatencyMb: {},
         rssAfterSeriesMb: NaN,
+        heapUsedAfterSeriesMb: NaN,
         log: join(runDir, `${kind}.log`),
       });
       log(
@@ -670,7 +677,7 @@ export async function runBenchmark(
           new Map(
             backends.map(b => [
               b.kind,
-              new Series(`${tag(b.kind)} ${what}`, latencyMs),
+              new Series(`${tag(b.kind)} ${what}`, latencyMs, options.network),
             ]),
           );
         const signIns = newSeries('sign-ins');
@@ -727,6 +734,7 @@ export async function runBenchmark(
               series: new Series(
                 `${tag(backend.kind)} ${cold ? 'cold ' : ''}refreshes (${env})`,
                 latencyMs,
+                options.network,
               ),
             })),
           );
@@ -883,6 +891,7 @@ export async function runBenchmark(
     for (const backend of backends) {
       const sample = await backend.sample({ gc: true });
       infos.get(backend.kind)!.rssAfterSeriesMb = mb(sample.rssBytes);
+      infos.get(backend.kind)!.heapUsedAfterSeriesMb = mb(sample.heapUsedBytes);
     }
 
     if (options.session) {

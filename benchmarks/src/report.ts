@@ -48,7 +48,7 @@ function rows(concurrency: number[]): Row[] {
       ratio: true,
     },
     {
-      label: 'round trips to Bitbucket per sign-in',
+      label: 'round trips per sign-in (emulator record; per-request model)',
       value: c => c.signIn.roundTrips?.median,
       text: c => trips(c.signIn),
     },
@@ -81,7 +81,7 @@ function rows(concurrency: number[]): Row[] {
       ratio: true,
     },
     {
-      label: 'round trips per refresh: cached / no cache',
+      label: 'round trips per refresh: cached / no cache (same)',
       value: c => c.refreshCached.roundTrips?.median,
       text: c => `${trips(c.refreshCached)} / ${trips(c.refreshUncached)}`,
     },
@@ -297,6 +297,7 @@ export function memoryTable(result: BenchResult): string {
       'start-up (ms)',
       'RSS before (MB)',
       'RSS after the series (MB)',
+      'heap after the series (MB)',
       'RSS at the end (MB)',
       'peak RSS (MB)',
       'heap before (MB)',
@@ -307,12 +308,23 @@ export function memoryTable(result: BenchResult): string {
       String(b.startupMs),
       fmt(b.rssBeforeMb),
       fmt(b.rssAfterSeriesMb),
+      fmt(b.heapUsedAfterSeriesMb),
       fmt(b.rssAfterMb),
       fmt(b.peakRssMb),
       fmt(b.heapUsedBeforeMb),
       fmt(b.heapUsedAfterMb),
     ]),
-    ['left', 'right', 'right', 'right', 'right', 'right', 'right', 'right'],
+    [
+      'left',
+      'right',
+      'right',
+      'right',
+      'right',
+      'right',
+      'right',
+      'right',
+      'right',
+    ],
   );
 }
 
