@@ -8,6 +8,7 @@ import {
   BackendKind,
   BackendSpec,
   ChildMessage,
+  ParentMessage,
   ProcessSample,
 } from './protocol';
 import { pinProcess } from './cpuPinning';
@@ -162,8 +163,8 @@ export async function startBackend(options: {
       resolve();
     }),
   );
-  const pendingSamples = new Map<number, (s: ProcessSample) => void>();
-  const pendingClocks = new Map<number, () => void>();
+  /** Answers the process still owes, by message id: a sample, or none. */
+  const pending = new Map<number, (sample?: ProcessSample) => void>();
   let nextId = 0;
 
   const startupMs = await new Promise<number>((resolve, reject) => {
@@ -186,12 +187,11 @@ export async function startBackend(options: {
         reject(
           new Error(`the ${kind} backend failed to start: ${message.message}`),
         );
-      } else if (message.type === 'sample') {
-        pendingSamples.get(message.id)?.(message.sample);
-        pendingSamples.delete(message.id);
-      } else if (message.type === 'clock') {
-        pendingClocks.get(message.id)?.();
-        pendingClocks.delete(message.id);
+      } else if (message.type === 'sample' || message.type === 'clock') {
+        pending.get(message.id)?.(
+          message.type === 'sample' ? message.sample : undefined,
+        );
+        pending.delete(message.id);
       }
     });
     child.once('exit', code => {
@@ -204,33 +204,30 @@ export async function startBackend(options: {
     });
   });
 
+  /** Sends a message that the process answers, and waits for the answer. */
+  const ask = (message: (id: number) => ParentMessage) => {
+    const id = nextId++;
+    return new Promise<ProcessSample | undefined>((resolve, reject) => {
+      if (exited) {
+        reject(new Error(`the ${kind} backend has exited`));
+        return;
+      }
+      pending.set(id, resolve);
+      child.send(message(id));
+    });
+  };
+
   return {
     kind,
     url: `http://127.0.0.1:${port}`,
     pid: child.pid ?? 0,
     startupMs,
-    sample(sampleOptions = {}) {
-      const id = nextId++;
-      return new Promise<ProcessSample>((resolve, reject) => {
-        if (exited) {
-          reject(new Error(`the ${kind} backend has exited`));
-          return;
-        }
-        pendingSamples.set(id, resolve);
-        child.send({ type: 'sample', id, gc: sampleOptions.gc });
-      });
-    },
-    setClock(offsetMs) {
-      const id = nextId++;
-      return new Promise<void>((resolve, reject) => {
-        if (exited) {
-          reject(new Error(`the ${kind} backend has exited`));
-          return;
-        }
-        pendingClocks.set(id, resolve);
-        child.send({ type: 'clock', id, offsetMs });
-      });
-    },
+    sample: (sampleOptions = {}) =>
+      ask(id => ({ type: 'sample', id, gc: sampleOptions.gc })).then(
+        sample => sample!,
+      ),
+    setClock: offsetMs =>
+      ask(id => ({ type: 'clock', id, offsetMs })).then(() => undefined),
     async stop() {
       if (exited) return;
       child.send({ type: 'stop' });
