@@ -1,6 +1,9 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
+// eslint-disable-next-line @backstage/no-forbidden-package-imports
+import { KNOWN_KEYS } from '@bitbucket-signin/backstage-plugin-auth-backend-module-bitbucket-provider/src/config';
+import { backendConfig } from './backends';
 import { BenchResult, runBenchmark, SMOKE_OPTIONS } from './bench';
 import { parseArgs } from './cli';
 import { planCpuPinning } from './cpuPinning';
@@ -221,5 +224,23 @@ describe('yarn bench --smoke', () => {
     expect(backends).toHaveLength(1);
     expect(harness).not.toContain(backends[0]);
     expect(harness.length + 1).toBe(os.availableParallelism());
+  });
+
+  it('configures ours through the relays, with a per-account sign-in budget off where the module has one', () => {
+    const relay = (port: number) => ({ port } as any);
+    const config = backendConfig('ours', 7007, {
+      web: relay(1001),
+      api: relay(1002),
+    }) as any;
+    const env = config.auth.providers.bitbucket.development;
+    expect(env).toMatchObject({
+      baseUrl: 'https://127.0.0.1:1001',
+      apiBaseUrl: 'https://127.0.0.1:1002/2.0',
+    });
+    expect(env.accountSignInsPerHour).toBe(
+      (KNOWN_KEYS as readonly string[]).includes('accountSignInsPerHour')
+        ? 0
+        : undefined,
+    );
   });
 });
