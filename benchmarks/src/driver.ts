@@ -81,7 +81,26 @@ export class Browser {
     this.#agent.destroy();
   }
 
-  #get(path: string, headers: Record<string, string> = {}): Promise<Response> {
+  /**
+   * A GET; like a browser, sent again once when a kept-alive connection
+   * turns out to have been closed by the server just as it was reused (the
+   * request never reached it).
+   */
+  async #get(
+    path: string,
+    headers: Record<string, string> = {},
+  ): Promise<Response> {
+    try {
+      return await this.#getOnce(path, headers);
+    } catch (error) {
+      if ((error as { reusedSocket?: boolean }).reusedSocket) {
+        return this.#getOnce(path, headers);
+      }
+      throw error;
+    }
+  }
+
+  #getOnce(path: string, headers: Record<string, string>): Promise<Response> {
     const cookie = [...this.#liveCookies()]
       .map(([k, v]) => `${k}=${v}`)
       .join('; ');
@@ -119,7 +138,15 @@ export class Browser {
           new Error(`GET ${path.split('?')[0]} got no answer in 30 s`),
         ),
       );
-      req.on('error', reject);
+      req.on('error', error =>
+        reject(
+          Object.assign(error, {
+            reusedSocket:
+              req.reusedSocket &&
+              (error as NodeJS.ErrnoException).code === 'ECONNRESET',
+          }),
+        ),
+      );
       req.end();
     });
   }

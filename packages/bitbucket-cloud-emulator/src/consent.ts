@@ -93,7 +93,28 @@ export async function consentAs(
   return location(answer);
 }
 
-function rawRequest(
+/**
+ * One request over the keep-alive agent; sent again once when the connection
+ * it reused had just been closed by the emulator (the request never reached
+ * it), as a browser does.
+ */
+async function rawRequest(
+  target: ConsentTarget,
+  method: 'GET' | 'POST',
+  path: string,
+  body?: string,
+): Promise<RawResponse> {
+  try {
+    return await rawRequestOnce(target, method, path, body);
+  } catch (error) {
+    if ((error as { reusedSocket?: boolean }).reusedSocket) {
+      return rawRequestOnce(target, method, path, body);
+    }
+    throw error;
+  }
+}
+
+function rawRequestOnce(
   target: ConsentTarget,
   method: 'GET' | 'POST',
   path: string,
@@ -130,7 +151,15 @@ function rawRequest(
         res.on('error', reject);
       },
     );
-    req.on('error', reject);
+    req.on('error', error =>
+      reject(
+        Object.assign(error, {
+          reusedSocket:
+            req.reusedSocket &&
+            (error as NodeJS.ErrnoException).code === 'ECONNRESET',
+        }),
+      ),
+    );
     req.end(body);
   });
 }
