@@ -37,7 +37,30 @@ const keep = process.argv.includes('--keep');
 const work = mkdtempSync(join(tmpdir(), 'bitbucket-install-test-'));
 const children = [];
 
-const step = msg => console.log(`\n[install-test] ${msg}`);
+// The checks, in the order they run; each counts in the closing line. One
+// that fails stops the test: the ones after it count as failed, not run.
+const CHECKS = [
+  "the READMEs' Install blocks are there",
+  'build and pack both packages',
+  'create a new Backstage app from the same release',
+  'install the packages as the READMEs say, from the tarballs',
+  "apply the READMEs' code",
+  'type-check the new app (proves the packages ship their types)',
+  'start the emulator and the new app backend, then sign in over HTTP',
+  'the request log shows the callback with its code and state redacted',
+];
+let current = 0;
+let passed = 0;
+/** Ends the running check as passed and starts the next one, `msg`. */
+const step = msg => {
+  if (CHECKS[current + 1] !== msg) {
+    throw new Error(`install-test: step "${msg}" is not the next of CHECKS`);
+  }
+  console.log(`ok: ${CHECKS[current]}`);
+  passed += 1;
+  current += 1;
+  console.log(`\n[install-test] ${msg}`);
+};
 function run(cmd, args, opts = {}) {
   console.log(
     `$ ${cmd} ${args.join(' ')}${opts.cwd ? `   (in ${opts.cwd})` : ''}`,
@@ -423,6 +446,7 @@ async function main() {
     );
     step('a workspace member nobody wrote into the catalog signed in');
     // the README's redaction: the callback is logged, its code is not
+    step('the request log shows the callback with its code and state redacted');
     const logged = /handler\/frame\?code=REDACTED&state=REDACTED/;
     for (let i = 0; i < 20 && !logged.test(backend.dump()); i++) {
       await new Promise(r => setTimeout(r, 100));
@@ -433,7 +457,6 @@ async function main() {
     if (/handler\/frame\?code=(?!REDACTED)/.test(backend.dump())) {
       fail("the backend's request log holds an OAuth code");
     }
-    step('the request log shows the callback with its code and state redacted');
   } catch (error) {
     console.error(backend.dump().slice(-4000));
     throw error;
@@ -514,10 +537,14 @@ async function signIn(backendPort, emulatorPort, uuid, expectedRef) {
 let code = 0;
 try {
   await main();
-  console.log('install-test: 1 passed, 0 failed');
+  console.log(`ok: ${CHECKS[current]}`);
+  passed += 1;
 } catch (error) {
-  console.error(`[install-test] FAILED: ${error.message}`);
-  console.log('install-test: 0 passed, 1 failed');
+  console.error(`[install-test] ${error.message}`);
+  console.log(`FAILED: ${CHECKS[current]}`);
+  for (const check of CHECKS.slice(current + 1)) {
+    console.log(`FAILED: ${check} (not run: an earlier check failed)`);
+  }
   code = 1;
 } finally {
   for (const child of children) {
@@ -531,4 +558,5 @@ try {
   if (keep || code) console.log(`[install-test] work folder kept: ${work}`);
   else rmSync(work, { recursive: true, force: true });
 }
+console.log(`install-test: ${passed} passed, ${CHECKS.length - passed} failed`);
 process.exit(code);

@@ -69,7 +69,7 @@ function providerModule(spec: BackendSpec): BackendFeature {
     case 'upstream':
       // passport-bitbucket-oauth2 hard-codes https://bitbucket.org and
       // https://api.bitbucket.org: send them to the emulator.
-      rerouteBitbucketHosts(spec.emulator);
+      rerouteBitbucketHosts(spec.bitbucketHosts);
       return require('@backstage/plugin-auth-backend-module-bitbucket-provider')
         .default;
     case 'ours':
@@ -105,6 +105,16 @@ function sample(): ProcessSample {
   };
 }
 
+/**
+ * V8's last-resort GC (full, compacting, and giving freed pages back to the
+ * system), as the soak does: the RSS then measures what the process keeps,
+ * not the heap V8 grew for the garbage of the last burst.
+ */
+function settle() {
+  const gc = (global as { gc?: (options?: object) => void }).gc;
+  gc?.({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+}
+
 function send(message: ChildMessage) {
   process.send?.(message);
 }
@@ -130,8 +140,12 @@ async function main() {
 
   process.on('message', (message: ParentMessage) => {
     if (message.type === 'sample') {
-      if (message.gc) (global as { gc?: () => void }).gc?.();
+      if (message.gc) settle();
       send({ type: 'sample', id: message.id, sample: sample() });
+    } else if (message.type === 'clock') {
+      // preloaded with --require by the harness (src/backends.ts)
+      require('./clock.cjs').setClockOffset(message.offsetMs);
+      send({ type: 'clock', id: message.id });
     } else if (message.type === 'stop') {
       backend
         .stop()

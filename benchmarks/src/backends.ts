@@ -2,12 +2,13 @@ import { ChildProcess, fork } from 'node:child_process';
 import { createWriteStream, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { BitbucketCloudEmulator } from '@internal/bitbucket-cloud-emulator';
 import { APP_ORIGIN } from './driver';
+import { BenchNetwork, BackendRoute } from './network';
 import {
   BackendKind,
   BackendSpec,
   ChildMessage,
+  ParentMessage,
   ProcessSample,
 } from './protocol';
 import { pinProcess } from './cpuPinning';
@@ -27,6 +28,8 @@ export interface RunningBackend {
   startupMs: number;
   /** CPU time and memory now; with `gc`, after a full garbage collection. */
   sample(options?: { gc?: boolean }): Promise<ProcessSample>;
+  /** Moves the process's wall clock to real time + `offsetMs` (src/clock.cjs). */
+  setClock(offsetMs: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -42,11 +45,23 @@ async function freePort(): Promise<number> {
   });
 }
 
+const relayUrl = (relay: { port: number }) => `https://127.0.0.1:${relay.port}`;
+
+/** Whether our module reads this key under `auth.providers.bitbucket.<env>`. */
+function moduleReads(key: string): boolean {
+  const {
+    KNOWN_KEYS,
+  }: typeof import('@bitbucket-signin/backstage-plugin-auth-backend-module-bitbucket-provider/src/config') =
+    // eslint-disable-next-line @backstage/no-forbidden-package-imports
+    require('@bitbucket-signin/backstage-plugin-auth-backend-module-bitbucket-provider/src/config');
+  return (KNOWN_KEYS as readonly string[]).includes(key);
+}
+
 /** The app-config of one backend; ours gets a second, uncached environment. */
 export function backendConfig(
   kind: BackendKind,
   port: number,
-  emulator: BitbucketCloudEmulator,
+  route: BackendRoute,
 ): object {
   const signIn = {
     resolvers: [{ resolver: 'userIdMatchingUserEntityAnnotation' }],
@@ -65,11 +80,17 @@ export function backendConfig(
     const ours = {
       clientId: CLIENT_ID,
       clientSecret: CLIENT_SECRET,
-      baseUrl: emulator.url,
-      apiBaseUrl: emulator.apiBaseUrl,
+      // the two hosts of Bitbucket, each through its relay (src/network.ts)
+      baseUrl: relayUrl(route.web),
+      apiBaseUrl: `${relayUrl(route.api)}/2.0`,
       // makes every sign-in fetch /2.0/user/workspaces as well
       allowedWorkspaces: [WORKSPACE],
       signIn,
+      // each bench user signs in dozens of times within minutes: a module
+      // with a per-account sign-in budget (issue 11) has it turned off here
+      ...(moduleReads('accountSignInsPerHour')
+        ? { accountSignInsPerHour: 0 }
+        : {}),
     };
     bitbucket = {
       [ENV_CACHED]: ours,
@@ -94,23 +115,27 @@ export function backendConfig(
  */
 export async function startBackend(options: {
   kind: BackendKind;
-  emulator: BitbucketCloudEmulator;
+  network: BenchNetwork;
   workDir: string;
   entitiesFile: string;
   /** Pin the process and its threads to these CPUs (a taskset list). */
   cpus?: string;
 }): Promise<RunningBackend> {
-  const { kind, emulator, workDir, entitiesFile } = options;
+  const { kind, network, workDir, entitiesFile } = options;
   const port = await freePort();
+  const route = network.route(kind);
   const configFile = join(workDir, `${kind}.app-config.json`);
   writeFileSync(
     configFile,
-    JSON.stringify(backendConfig(kind, port, emulator), null, 2),
+    JSON.stringify(backendConfig(kind, port, route), null, 2),
   );
   const spec: BackendSpec = {
     kind,
     configFile,
-    emulator: { host: '127.0.0.1', port: emulator.port },
+    bitbucketHosts: {
+      'bitbucket.org': { host: route.web.host, port: route.web.port },
+      'api.bitbucket.org': { host: route.api.host, port: route.api.port },
+    },
     entitiesFile,
   };
   const log = createWriteStream(join(workDir, `${kind}.log`));
@@ -119,6 +144,9 @@ export async function startBackend(options: {
     [JSON.stringify(spec)],
     {
       execArgv: [
+        // first: the clock the session model moves on (src/clock.cjs)
+        '--require',
+        require.resolve('./clock.cjs'),
         '--expose-gc',
         // BENCH_CPU_PROF_DIR=<dir>: a V8 CPU profile per backend (docs/benchmarks.md)
         ...(process.env.BENCH_CPU_PROF_DIR
@@ -130,7 +158,12 @@ export async function startBackend(options: {
         '--require',
         require.resolve('@backstage/cli/config/nodeTransform.cjs'),
       ],
-      env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
+      env: {
+        ...process.env,
+        LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
+        // the run's CA: the emulator's certificate, for undici and https alike
+        NODE_EXTRA_CA_CERTS: network.caFile,
+      },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     },
   );
@@ -145,7 +178,8 @@ export async function startBackend(options: {
       resolve();
     }),
   );
-  const pendingSamples = new Map<number, (s: ProcessSample) => void>();
+  /** Answers the process still owes, by message id: a sample, or none. */
+  const pending = new Map<number, (sample?: ProcessSample) => void>();
   let nextId = 0;
 
   const startupMs = await new Promise<number>((resolve, reject) => {
@@ -168,9 +202,11 @@ export async function startBackend(options: {
         reject(
           new Error(`the ${kind} backend failed to start: ${message.message}`),
         );
-      } else if (message.type === 'sample') {
-        pendingSamples.get(message.id)?.(message.sample);
-        pendingSamples.delete(message.id);
+      } else if (message.type === 'sample' || message.type === 'clock') {
+        pending.get(message.id)?.(
+          message.type === 'sample' ? message.sample : undefined,
+        );
+        pending.delete(message.id);
       }
     });
     child.once('exit', code => {
@@ -183,22 +219,30 @@ export async function startBackend(options: {
     });
   });
 
+  /** Sends a message that the process answers, and waits for the answer. */
+  const ask = (message: (id: number) => ParentMessage) => {
+    const id = nextId++;
+    return new Promise<ProcessSample | undefined>((resolve, reject) => {
+      if (exited) {
+        reject(new Error(`the ${kind} backend has exited`));
+        return;
+      }
+      pending.set(id, resolve);
+      child.send(message(id));
+    });
+  };
+
   return {
     kind,
     url: `http://127.0.0.1:${port}`,
     pid: child.pid ?? 0,
     startupMs,
-    sample(sampleOptions = {}) {
-      const id = nextId++;
-      return new Promise<ProcessSample>((resolve, reject) => {
-        if (exited) {
-          reject(new Error(`the ${kind} backend has exited`));
-          return;
-        }
-        pendingSamples.set(id, resolve);
-        child.send({ type: 'sample', id, gc: sampleOptions.gc });
-      });
-    },
+    sample: (sampleOptions = {}) =>
+      ask(id => ({ type: 'sample', id, gc: sampleOptions.gc })).then(
+        sample => sample!,
+      ),
+    setClock: offsetMs =>
+      ask(id => ({ type: 'clock', id, offsetMs })).then(() => undefined),
     async stop() {
       if (exited) return;
       child.send({ type: 'stop' });

@@ -1,6 +1,9 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
+// eslint-disable-next-line @backstage/no-forbidden-package-imports
+import { KNOWN_KEYS } from '@bitbucket-signin/backstage-plugin-auth-backend-module-bitbucket-provider/src/config';
+import { backendConfig } from './backends';
 import { BenchResult, runBenchmark, SMOKE_OPTIONS } from './bench';
 import { parseArgs } from './cli';
 import { planCpuPinning } from './cpuPinning';
@@ -22,7 +25,8 @@ describe('yarn bench --smoke', () => {
     const json: BenchResult = JSON.parse(readFileSync(outFile, 'utf8'));
     // the backends' logs are removed after a successful run
     expect(json.backends.map(b => b.log)).toEqual([null, null, null]);
-    expect(json.schemaVersion).toBe(1);
+    expect(json.schemaVersion).toBe(2);
+    expect(json.options.network).toBe('relay');
     expect(json.machine).toMatchObject({
       cpus: expect.any(Number),
       node: process.version,
@@ -55,6 +59,18 @@ describe('yarn bench --smoke', () => {
           : SMOKE_OPTIONS.refreshes;
       expect(cell.refreshCached.latency.samples).toBe(refreshes);
       expect(cell.refreshUncached.latency.samples).toBe(refreshes);
+      // the cold series: connections dropped before each request
+      expect(cell.signInCold.latency.samples).toBe(SMOKE_OPTIONS.cold.signIns);
+      expect(cell.refreshCachedCold.latency.samples).toBe(
+        SMOKE_OPTIONS.cold.refreshes,
+      );
+      expect(cell.refreshUncachedCold.latency.samples).toBe(
+        SMOKE_OPTIONS.cold.refreshes,
+      );
+      expect(cell.signInCold.calls.token).toBe(1);
+      // every cold request had to open connections again
+      expect(cell.signInCold.connectionsPerOp).toBeGreaterThanOrEqual(2);
+      expect(cell.refreshCachedCold.connectionsPerOp).toBeGreaterThanOrEqual(1);
       expect(cell.throughput.map(t => t.concurrency)).toEqual(
         SMOKE_OPTIONS.concurrency,
       );
@@ -82,12 +98,68 @@ describe('yarn bench --smoke', () => {
       rest: 0,
     });
     expect(byKind.ours.refreshUncached.calls.rest).toBe(4);
+    // opening connections ahead sends no request: the same calls cold
+    expect(byKind.ours.signInCold.calls.restByPath).toEqual(
+      byKind.ours.signIn.calls.restByPath,
+    );
+    // ours opens the callback's five connections at /start (token + 4 API:
+    // user, emails, workspaces, the role); upstream opens its two during the callback
+    expect(byKind.ours.signInCold.connectionsPerOp).toBe(5);
+    expect(byKind.upstream.signInCold.connectionsPerOp).toBe(2);
+    // the sequential variant opens one API connection ahead, and undici a
+    // second for the call that follows the first at once (its pool counts
+    // the first connection busy until a tick after the answer was read)
+    expect(byKind['ours-sequential'].signInCold.connectionsPerOp).toBe(3);
 
     expect(json.ratios.map(r => r.metric)).toContain('sign-in p50 ms');
-    expect(json.targets).toHaveLength(4);
+    expect(json.ratios.map(r => r.metric)).toContain('sign-in p50 ms, cold');
+
+    // the session model: ours and upstream over the same simulated hour
+    expect(json.session.map(s => s.backend)).toEqual(['upstream', 'ours']);
+    for (const day of json.session) {
+      expect(day).toMatchObject({
+        hours: 1,
+        pageLoads: 3,
+        // page loads 1 and 3 one tab, page load 2 a burst of three
+        tabs: 5,
+        rttMs: SMOKE_OPTIONS.latencies[0],
+      });
+      expect(day.signIns).toBeGreaterThanOrEqual(1);
+      expect(day.tokenCalls).toBeGreaterThanOrEqual(day.signIns);
+      expect(day.refresh.samples + day.signedOutTabs).toBe(day.tabs);
+    }
+
+    // the verdict: every target judged, each with a figure
+    const targets = json.verdict.map(v => v.target);
+    for (const expected of [
+      'sign-in, warm, p50 ≤ 2 × RTT + 15 ms',
+      'sign-in, cold, p50 ≤ 2 × RTT + 15 ms',
+      'sign-in p50, cold − warm ≤ 15 ms',
+      'refresh (profile cached), cold, p50 ≤ 3 × RTT + 15 ms',
+      'refresh (no cache), cold, p50 ≤ 4 × RTT + 20 ms',
+      'sign-ins/s at concurrency 2: ours / upstream',
+      'RSS after the same series: ours − upstream ≤ 5 MB',
+      'session model: signed-out tabs = 0',
+      'session model: REST calls per user-hour, ours / upstream ≤ 0.5',
+    ]) {
+      expect(targets).toContain(expected);
+    }
+    for (const v of json.verdict) {
+      expect(v.met).toBe(
+        v.comparison === '≤' ? v.value <= v.limit : v.value >= v.limit,
+      );
+    }
+    expect(
+      json.verdict.find(v => v.target.startsWith('REST calls per sign-in'))
+        ?.value,
+    ).toBe(4);
+
     const report = renderReport(json);
     expect(report).toMatch(/^\| sign-in p50 \(ms\) +\|/m);
+    expect(report).toMatch(/^\| sign-in p50, cold \(ms\) +\|/m);
     expect(report).toContain('ours / upstream');
+    expect(report).toMatch(/^### Verdict: \d+ of \d+ targets met/m);
+    expect(report).toMatch(/^### Session model: 1 simulated hours/m);
   });
 
   it('parses the command line', () => {
@@ -112,6 +184,34 @@ describe('yarn bench --smoke', () => {
       throughput: { rampMs: 500, windowMs: 12000, rounds: 12 },
     });
     expect(parseArgs(['--no-pin'], '/pkg')).toMatchObject({ pin: false });
+    expect(parseArgs([], '/pkg')).toMatchObject({
+      check: false,
+      network: 'relay',
+      cold: { signIns: 20, refreshes: 20, consentMs: 500 },
+      session: { hours: 8, pageLoadEveryMinutes: 10, burstTabs: 3 },
+    });
+    expect(
+      parseArgs(
+        [
+          '--check',
+          '--network',
+          'per-request',
+          '--cold-sign-ins=5',
+          '--consent-ms',
+          '0',
+          '--no-session',
+        ],
+        '/pkg',
+      ),
+    ).toMatchObject({
+      check: true,
+      network: 'per-request',
+      cold: { signIns: 5, refreshes: 20, consentMs: 0 },
+      session: null,
+    });
+    expect(() => parseArgs(['--network', 'netem'], '/pkg')).toThrow(
+      "--network: unknown model 'netem'; use relay or per-request",
+    );
   });
 
   it('splits the CPUs this process may use between harness and backends', () => {
@@ -126,5 +226,23 @@ describe('yarn bench --smoke', () => {
     expect(backends).toHaveLength(1);
     expect(harness).not.toContain(backends[0]);
     expect(harness.length + 1).toBe(os.availableParallelism());
+  });
+
+  it('configures ours through the relays, with a per-account sign-in budget off where the module has one', () => {
+    const relay = (port: number) => ({ port } as any);
+    const config = backendConfig('ours', 7007, {
+      web: relay(1001),
+      api: relay(1002),
+    }) as any;
+    const env = config.auth.providers.bitbucket.development;
+    expect(env).toMatchObject({
+      baseUrl: 'https://127.0.0.1:1001',
+      apiBaseUrl: 'https://127.0.0.1:1002/2.0',
+    });
+    expect(env.accountSignInsPerHour).toBe(
+      (KNOWN_KEYS as readonly string[]).includes('accountSignInsPerHour')
+        ? 0
+        : undefined,
+    );
   });
 });

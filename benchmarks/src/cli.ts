@@ -8,14 +8,23 @@ import {
 } from './bench';
 import { BACKEND_KINDS, BackendKind } from './protocol';
 import { renderReport } from './report';
+import { allMet } from './verdict';
 
 const USAGE = `Usage: yarn bench [options]
 
-Runs the Bitbucket Cloud emulator and three backends (upstream, ours, ours with
-sequential profile fetching) side by side, prints a Markdown report and writes
-results/latest.json and results/latest.md in the benchmarks folder.
+Runs the Bitbucket Cloud emulator (HTTPS) and three backends (upstream, ours,
+ours with sequential profile fetching) side by side, warm and cold, prints a
+Markdown report with a verdict on every target, and writes results/latest.json
+and results/latest.md in the benchmarks folder.
 
-  --latencies <ms,…>          injected latency per Bitbucket call (default 0,50,100)
+  --check                     exit non-zero when a target of the verdict is missed
+  --latencies <ms,…>          round-trip time to Bitbucket (default 0,50,100)
+  --network <model>           relay: on every round trip, handshakes included (default);
+                              per-request: on every call, handshakes free
+  --cold-sign-ins <n>         cold sign-ins per backend and latency (default 20)
+  --cold-refreshes <n>        cold refreshes per series (default 20)
+  --consent-ms <ms>           time on the consent page in a cold sign-in (default 500)
+  --no-session                skip the session model (8 simulated hours per backend)
   --sign-ins <n>              sign-ins one at a time per backend and latency (default 200)
   --refreshes <n>             refreshes per series (default 50; the sequential variant half)
   --concurrency <n,…>         throughput levels (default 1,8,32)
@@ -53,12 +62,15 @@ function positive(value: string, flag: string): number {
 export function parseArgs(
   argv: string[],
   packageDir: string,
-): Omit<BenchOptions, 'log'> | 'help' {
+): (Omit<BenchOptions, 'log'> & { check: boolean }) | 'help' {
   const args = [...argv];
   const smoke = args.includes('--smoke');
-  const options: Omit<BenchOptions, 'log'> = {
-    ...(smoke ? SMOKE_OPTIONS : DEFAULT_OPTIONS),
+  const defaults = smoke ? SMOKE_OPTIONS : DEFAULT_OPTIONS;
+  const options: Omit<BenchOptions, 'log'> & { check: boolean } = {
+    ...defaults,
+    cold: { ...defaults.cold },
     outFile: join(packageDir, 'results', smoke ? 'smoke.json' : 'latest.json'),
+    check: false,
   };
   while (args.length) {
     const arg = args.shift()!;
@@ -73,6 +85,31 @@ export function parseArgs(
       case '-h':
         return 'help';
       case '--smoke':
+        break;
+      case '--check':
+        options.check = true;
+        break;
+      case '--network': {
+        const model = value();
+        if (model !== 'relay' && model !== 'per-request') {
+          throw new Error(
+            `--network: unknown model '${model}'; use relay or per-request`,
+          );
+        }
+        options.network = model;
+        break;
+      }
+      case '--cold-sign-ins':
+        options.cold.signIns = positive(value(), flag);
+        break;
+      case '--cold-refreshes':
+        options.cold.refreshes = positive(value(), flag);
+        break;
+      case '--consent-ms':
+        options.cold.consentMs = numbers(value(), flag)[0];
+        break;
+      case '--no-session':
+        options.session = null;
         break;
       case '--keep-logs':
         options.keepLogs = true;
@@ -150,8 +187,9 @@ export async function main(argv: string[], packageDir: string): Promise<void> {
     process.stdout.write(USAGE);
     return;
   }
+  const { check, ...options } = parsed;
   const result = await runBenchmark({
-    ...parsed,
+    ...options,
     log: line => process.stderr.write(`[bench] ${line}\n`),
   });
   const report = renderReport(result);
@@ -161,4 +199,15 @@ export async function main(argv: string[], packageDir: string): Promise<void> {
   process.stderr.write(
     `[bench] wrote ${parsed.outFile} and ${markdownFile} in ${result.durationSeconds} s\n`,
   );
+  if (check && !allMet(result.verdict)) {
+    const missed = result.verdict.filter(v => !v.met);
+    process.stderr.write(
+      `[bench] --check: ${missed.length} of ${
+        result.verdict.length
+      } targets missed:\n${missed
+        .map(v => `  - ${v.latencyMs ?? 'all'} ms: ${v.target}: ${v.value}`)
+        .join('\n')}\n`,
+    );
+    process.exitCode = 1;
+  }
 }

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { BitbucketCloudEmulator } from '@internal/bitbucket-cloud-emulator';
 
 /** The app origin the backends allow; the popup's web message targets it. */
@@ -21,34 +22,88 @@ export interface Timed {
   ms: number;
   startedAt: number;
   endedAt: number;
+  /** A sign-in's steps, ms: /start, and the consent at the emulator (both pages). */
+  steps?: { start: number; consent: number };
 }
 
 function absolute(now: number): number {
   return performance.timeOrigin + now;
 }
 
+/** What a page load's `/refresh` got: a session, or a signed-out tab. */
+export type RefreshOutcome =
+  | { ok: true; timed: Timed }
+  | { ok: false; status: number; message: string };
+
 /**
- * One browser: a cookie jar and a keep-alive connection to one backend.
- * Cookie paths and expiry are ignored except deletion: every cookie the
- * backend sets is under /api/auth/bitbucket, where every request goes.
+ * One browser: a cookie jar and keep-alive connections to one backend
+ * (`tabs` of them: a burst of tabs shares the jar). Cookie paths are
+ * ignored: every cookie the backend sets is under /api/auth/bitbucket, where
+ * every request goes. Expiry follows `clock` (the session model's simulated
+ * time).
  */
 export class Browser {
   readonly #backend: URL;
   readonly #emulator: BitbucketCloudEmulator;
-  readonly #agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  readonly #cookies = new Map<string, string>();
+  readonly #agent: http.Agent;
+  readonly #cookies = new Map<string, { value: string; expiresAt: number }>();
+  readonly #clock: () => number;
 
-  constructor(backendUrl: string, emulator: BitbucketCloudEmulator) {
+  constructor(
+    backendUrl: string,
+    emulator: BitbucketCloudEmulator,
+    options: { tabs?: number; clock?: () => number } = {},
+  ) {
     this.#backend = new URL(backendUrl);
     this.#emulator = emulator;
+    this.#agent = new http.Agent({
+      keepAlive: true,
+      maxSockets: options.tabs ?? 1,
+    });
+    this.#clock = options.clock ?? Date.now;
+  }
+
+  /** Whether the jar holds a refresh-token cookie (a session). */
+  hasSession(): boolean {
+    return [...this.#liveCookies()].some(([name]) =>
+      name.endsWith('-refresh-token'),
+    );
+  }
+
+  *#liveCookies(): Iterable<[string, string]> {
+    const now = this.#clock();
+    for (const [name, cookie] of this.#cookies) {
+      if (cookie.expiresAt > now) yield [name, cookie.value];
+    }
   }
 
   close() {
     this.#agent.destroy();
   }
 
-  #get(path: string, headers: Record<string, string> = {}): Promise<Response> {
-    const cookie = [...this.#cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+  /**
+   * A GET; like a browser, sent again once when a kept-alive connection
+   * turns out to have been closed by the server just as it was reused (the
+   * request never reached it).
+   */
+  async #get(
+    path: string,
+    headers: Record<string, string> = {},
+  ): Promise<Response> {
+    try {
+      return await this.#getOnce(path, headers);
+    } catch (error) {
+      if ((error as { reusedSocket?: boolean }).reusedSocket) {
+        return this.#getOnce(path, headers);
+      }
+      throw error;
+    }
+  }
+
+  #getOnce(path: string, headers: Record<string, string>): Promise<Response> {
+    const cookie = [...this.#liveCookies()]
+      .map(([k, v]) => `${k}=${v}`)
+      .join('; ');
     return new Promise((resolve, reject) => {
       const startedAt = performance.now();
       const req = http.request(
@@ -83,26 +138,37 @@ export class Browser {
           new Error(`GET ${path.split('?')[0]} got no answer in 30 s`),
         ),
       );
-      req.on('error', reject);
+      req.on('error', error =>
+        reject(
+          Object.assign(error, {
+            reusedSocket:
+              req.reusedSocket &&
+              (error as NodeJS.ErrnoException).code === 'ECONNRESET',
+          }),
+        ),
+      );
       req.end();
     });
   }
 
   #store(setCookie: string[] | undefined) {
+    const now = this.#clock();
     for (const line of setCookie ?? []) {
       const [pair, ...attributes] = line.split(';');
       const eq = pair.indexOf('=');
       const name = pair.slice(0, eq).trim();
       const value = pair.slice(eq + 1).trim();
-      const expired = attributes.some(a => {
-        const [k, v] = a.split('=').map(s => s.trim().toLowerCase());
-        return (
-          (k === 'max-age' && Number(v) <= 0) ||
-          (k === 'expires' && Date.parse(v) < Date.now())
-        );
-      });
-      if (expired || value === '') this.#cookies.delete(name);
-      else this.#cookies.set(name, value);
+      let expiresAt = Infinity; // a session cookie: the browser stays open
+      for (const attribute of attributes) {
+        const [k, v = ''] = attribute.split('=').map(part => part.trim());
+        if (k.toLowerCase() === 'max-age') {
+          expiresAt = now + Number(v) * 1000;
+          break; // Max-Age wins over Expires
+        }
+        if (k.toLowerCase() === 'expires') expiresAt = Date.parse(v);
+      }
+      if (expiresAt <= now || value === '') this.#cookies.delete(name);
+      else this.#cookies.set(name, { value, expiresAt });
     }
   }
 
@@ -116,6 +182,8 @@ export class Browser {
     env: string,
     userUuid: string,
     scope = 'account',
+    /** Time the user spends on the consent page before Grant, ms. */
+    consentMs = 0,
   ): Promise<Timed> {
     const start = await this.#get(
       `${PROVIDER_PATH}/start?env=${env}&flow=popup&origin=${encodeURIComponent(
@@ -131,7 +199,10 @@ export class Browser {
     const atEmulator = `${this.#emulator.url}${authorize.pathname}${
       authorize.search
     }`;
+    const consentStarted = performance.now();
     const back = new URL(await this.#emulator.authorize(atEmulator, userUuid));
+    const consentEnded = performance.now();
+    if (consentMs > 0) await sleep(consentMs);
     const frame = await this.#get(`${back.pathname}${back.search}`);
     const message = readWebMessage(frame.body);
     if (frame.status !== 200 || message?.type !== 'authorization_response') {
@@ -148,35 +219,52 @@ export class Browser {
       ms: frame.endedAt - frame.startedAt,
       startedAt: absolute(frame.startedAt),
       endedAt: absolute(frame.endedAt),
+      steps: {
+        start: start.endedAt - start.startedAt,
+        consent: consentEnded - consentStarted,
+      },
     };
   }
 
-  /** GET /refresh as the app does it on page load. */
+  /** GET /refresh as the app does it on page load; throws unless it gives a session. */
   async refresh(env: string, scope = 'account'): Promise<Timed> {
+    const outcome = await this.tryRefresh(env, scope);
+    if (!outcome.ok) {
+      throw new Error(
+        `/refresh answered ${outcome.status}: ${outcome.message}`,
+      );
+    }
+    return outcome.timed;
+  }
+
+  /** GET /refresh as a tab does on page load: a session, or a signed-out tab. */
+  async tryRefresh(env: string, scope = 'account'): Promise<RefreshOutcome> {
     const res = await this.#get(
       `${PROVIDER_PATH}/refresh?optional&env=${env}&scope=${encodeURIComponent(
         scope,
       )}`,
       { 'x-requested-with': 'XMLHttpRequest' },
     );
-    if (res.status !== 200) {
-      throw new Error(
-        `/refresh answered ${res.status}: ${res.body.slice(0, 300)}`,
-      );
+    let json: any;
+    try {
+      json = JSON.parse(res.body);
+    } catch {
+      json = undefined;
     }
-    const json = JSON.parse(res.body);
-    if (!json.backstageIdentity?.token) {
-      throw new Error(
-        `/refresh answered without a Backstage token: ${res.body.slice(
-          0,
-          300,
-        )}`,
-      );
+    if (res.status !== 200 || !json?.backstageIdentity?.token) {
+      return {
+        ok: false,
+        status: res.status,
+        message: String(json?.error?.message ?? res.body.slice(0, 300)),
+      };
     }
     return {
-      ms: res.endedAt - res.startedAt,
-      startedAt: absolute(res.startedAt),
-      endedAt: absolute(res.endedAt),
+      ok: true,
+      timed: {
+        ms: res.endedAt - res.startedAt,
+        startedAt: absolute(res.startedAt),
+        endedAt: absolute(res.endedAt),
+      },
     };
   }
 }

@@ -18,8 +18,11 @@ export interface BackendSpec {
   kind: BackendKind;
   /** The backend's app-config, written to a file the process reads. */
   configFile: string;
-  /** Where bitbucket.org and api.bitbucket.org go (upstream only). */
-  emulator: { host: string; port: number };
+  /**
+   * Where bitbucket.org and api.bitbucket.org go (upstream only: ours is
+   * configured with these URLs): over HTTPS, to the backend's relays.
+   */
+  bitbucketHosts: Record<string, { host: string; port: number }>;
   /** Catalog users, served by an in-memory catalog. */
   entitiesFile: string;
 }
@@ -38,9 +41,13 @@ export interface ProcessSample {
 
 export type ParentMessage =
   /** `gc`: collect garbage first (the process runs with --expose-gc), for a steady RSS. */
-  { type: 'sample'; id: number; gc?: boolean } | { type: 'stop' };
+  | { type: 'sample'; id: number; gc?: boolean }
+  /** Moves the process's wall clock to real time + `offsetMs` (src/clock.cjs). */
+  | { type: 'clock'; id: number; offsetMs: number }
+  | { type: 'stop' };
 
 export type ChildMessage =
   | { type: 'ready'; startupMs: number }
   | { type: 'sample'; id: number; sample: ProcessSample }
+  | { type: 'clock'; id: number }
   | { type: 'error'; message: string };

@@ -1,11 +1,13 @@
 import { BenchResult, CellResult, SeriesResult } from './bench';
 import { markdownTable } from './format';
 import { BackendKind } from './protocol';
+import { Verdict } from './verdict';
 
 const COLUMNS: BackendKind[] = ['upstream', 'ours', 'ours-sequential'];
 
-function fmt(n: number | undefined, digits = 1): string {
-  if (n === undefined || Number.isNaN(n)) return '–';
+function fmt(n: number | null | undefined, digits = 1): string {
+  // NaN in the JSON is null
+  if (n === undefined || n === null || Number.isNaN(n)) return '–';
   return n.toFixed(digits);
 }
 
@@ -46,7 +48,7 @@ function rows(concurrency: number[]): Row[] {
       ratio: true,
     },
     {
-      label: 'round trips to Bitbucket per sign-in',
+      label: 'round trips per sign-in (emulator record; per-request model)',
       value: c => c.signIn.roundTrips?.median,
       text: c => trips(c.signIn),
     },
@@ -79,7 +81,7 @@ function rows(concurrency: number[]): Row[] {
       ratio: true,
     },
     {
-      label: 'round trips per refresh: cached / no cache',
+      label: 'round trips per refresh: cached / no cache (same)',
       value: c => c.refreshCached.roundTrips?.median,
       text: c => `${trips(c.refreshCached)} / ${trips(c.refreshUncached)}`,
     },
@@ -133,6 +135,16 @@ function rows(concurrency: number[]): Row[] {
         ),
     },
     {
+      label: `new connections per sign-in at concurrency ${top}`,
+      value: c =>
+        c.throughput.find(t => t.concurrency === top)?.connectionsPerSignIn,
+      text: c =>
+        fmt(
+          c.throughput.find(t => t.concurrency === top)?.connectionsPerSignIn,
+          2,
+        ),
+    },
+    {
       label: 'CPU ms per refresh, cached / no cache',
       value: c => c.refreshCached.cpuMsPerOp,
       text: c =>
@@ -144,8 +156,94 @@ function rows(concurrency: number[]): Row[] {
   return base;
 }
 
+const inRtts = (ms: number | undefined, rtt: number) =>
+  ms === undefined || !rtt ? '–' : (ms / rtt).toFixed(2);
+
+/** The cold series: each request after the backend's connections were dropped. */
+function coldRows(latencyMs: number): Row[] {
+  const cold: Row[] = [
+    {
+      label: 'sign-in p50, cold (ms)',
+      value: c => c.signInCold.latency.p50,
+      ratio: true,
+    },
+    {
+      label: 'sign-in p95, cold (ms)',
+      value: c => c.signInCold.latency.p95,
+      ratio: true,
+    },
+    {
+      label: 'sign-in p50, cold − warm (ms)',
+      value: c => c.signInCold.latency.p50 - c.signIn.latency.p50,
+    },
+    {
+      label: 'refresh p50, profile cached, cold (ms)',
+      value: c => c.refreshCachedCold.latency.p50,
+      ratio: true,
+      upstreamNote: true,
+    },
+    {
+      label: 'refresh p50, no cache, cold (ms)',
+      value: c => c.refreshUncachedCold.latency.p50,
+      ratio: true,
+    },
+    {
+      label: 'new connections per sign-in: warm / cold',
+      value: c => c.signInCold.connectionsPerOp,
+      text: c =>
+        `${fmt(c.signIn.connectionsPerOp, 2)} / ${fmt(
+          c.signInCold.connectionsPerOp,
+          2,
+        )}`,
+    },
+    {
+      label: 'new connections per refresh, cold: cached / no cache',
+      value: c => c.refreshCachedCold.connectionsPerOp,
+      text: c =>
+        `${fmt(c.refreshCachedCold.connectionsPerOp, 2)} / ${fmt(
+          c.refreshUncachedCold.connectionsPerOp,
+          2,
+        )}`,
+    },
+    {
+      label: 'calls per cold sign-in: token + REST',
+      value: c => c.signInCold.calls.rest,
+      text: c =>
+        `${fmt(c.signInCold.calls.token, 0)} + ${fmt(
+          c.signInCold.calls.rest,
+          0,
+        )}`,
+    },
+  ];
+  if (latencyMs > 0) {
+    cold.splice(3, 0, {
+      label: 'sign-in p50 in round trips: warm / cold',
+      value: c => c.signInCold.latency.p50,
+      text: c =>
+        `${inRtts(c.signIn.latency.p50, latencyMs)} / ${inRtts(
+          c.signInCold.latency.p50,
+          latencyMs,
+        )}`,
+    });
+    cold.push({
+      label: 'refresh p50 in round trips, cold: cached / no cache',
+      value: c => c.refreshCachedCold.latency.p50,
+      text: c =>
+        `${inRtts(c.refreshCachedCold.latency.p50, latencyMs)} / ${inRtts(
+          c.refreshUncachedCold.latency.p50,
+          latencyMs,
+        )}`,
+    });
+  }
+  return cold;
+}
+
 /** One latency's table: rows are metrics, columns the backends and the ratios. */
-export function latencyTable(result: BenchResult, latencyMs: number): string {
+export function latencyTable(
+  result: BenchResult,
+  latencyMs: number,
+  which: 'warm' | 'cold' = 'warm',
+): string {
   const cells = new Map(
     result.cells
       .filter(c => c.latencyMs === latencyMs)
@@ -161,7 +259,9 @@ export function latencyTable(result: BenchResult, latencyMs: number): string {
       header.push('sequential / ours');
     }
   }
-  const body = rows(result.options.concurrency).map(row => {
+  const body = (
+    which === 'warm' ? rows(result.options.concurrency) : coldRows(latencyMs)
+  ).map(row => {
     const out = [row.label];
     for (const kind of present) {
       const c = cells.get(kind)!;
@@ -196,7 +296,9 @@ export function memoryTable(result: BenchResult): string {
       'backend',
       'start-up (ms)',
       'RSS before (MB)',
-      'RSS after (MB)',
+      'RSS after the series (MB)',
+      'heap after the series (MB)',
+      'RSS at the end (MB)',
       'peak RSS (MB)',
       'heap before (MB)',
       'heap after (MB)',
@@ -205,31 +307,77 @@ export function memoryTable(result: BenchResult): string {
       b.kind,
       String(b.startupMs),
       fmt(b.rssBeforeMb),
+      fmt(b.rssAfterSeriesMb),
+      fmt(b.heapUsedAfterSeriesMb),
       fmt(b.rssAfterMb),
       fmt(b.peakRssMb),
       fmt(b.heapUsedBeforeMb),
       fmt(b.heapUsedAfterMb),
     ]),
-    ['left', 'right', 'right', 'right', 'right', 'right', 'right'],
+    [
+      'left',
+      'right',
+      'right',
+      'right',
+      'right',
+      'right',
+      'right',
+      'right',
+      'right',
+    ],
   );
 }
 
-export function targetsTable(result: BenchResult): string {
+const UNIT_DIGITS: Record<Verdict['unit'], number> = {
+  ms: 1,
+  '×': 2,
+  MB: 1,
+  calls: 2,
+  tabs: 0,
+};
+
+/** Every target, judged: one line each. */
+export function verdictTable(verdict: Verdict[]): string {
   return markdownTable(
-    ['RTT (ms)', 'target (ours)', 'measured', 'limit', 'met'],
-    result.targets.map(t => {
-      const calls = t.target.startsWith('0 REST');
+    ['RTT (ms)', 'target (ours)', 'measured', 'limit', 'detail', 'met'],
+    verdict.map(v => {
+      const digits = UNIT_DIGITS[v.unit];
+      const unit = v.unit === '×' ? '×' : ` ${v.unit}`;
       return [
-        String(t.latencyMs),
-        t.target,
-        fmt(t.value, calls ? 2 : 1),
-        t.target.includes('≥ upstream')
-          ? `${fmt(t.limit)} (upstream)`
-          : fmt(t.limit, calls ? 0 : 1),
-        t.met ? 'met' : '**not met**',
+        v.latencyMs === null ? 'all' : String(v.latencyMs),
+        v.target,
+        `${fmt(v.value, digits)}${unit}`,
+        `${v.comparison} ${fmt(v.limit, digits)}${unit}`,
+        v.detail,
+        v.met ? 'met' : '**missed**',
       ];
     }),
-    ['right', 'left', 'right', 'right', 'left'],
+    ['right', 'left', 'right', 'right', 'left', 'left'],
+  );
+}
+
+/** The session model, ours and upstream side by side. */
+export function sessionTable(result: BenchResult): string {
+  const days = result.session;
+  if (!days.length) return '';
+  const row = (label: string, f: (d: (typeof days)[number]) => string) => [
+    label,
+    ...days.map(f),
+  ];
+  return markdownTable(
+    ['metric', ...days.map(d => d.backend)],
+    [
+      row('page loads / tabs', d => `${d.pageLoads} / ${d.tabs}`),
+      row('signed-out tabs', d => String(d.signedOutTabs)),
+      row('sign-ins (the first, then again after a page load signed out)', d =>
+        String(d.signIns),
+      ),
+      row('REST calls per user-hour', d => fmt(d.restCallsPerUserHour, 2)),
+      row('token calls per user-hour', d => fmt(d.tokenCallsPerUserHour, 2)),
+      row('page-load /refresh p50 (ms)', d => fmt(d.refresh.p50)),
+      row('page-load /refresh p95 (ms)', d => fmt(d.refresh.p95)),
+    ],
+    ['left', ...days.map(() => 'right' as const)],
   );
 }
 
@@ -266,16 +414,19 @@ export function renderReport(result: BenchResult): string {
           )}.`
         : ''
     }`,
-    `Per backend and latency: ${o.signIns} sign-ins one at a time; ${
+    `Network model: ${o.network}. Per backend and latency: ${
+      o.signIns
+    } warm and ${o.cold.signIns} cold sign-ins one at a time (cold: ${
+      o.cold.consentMs
+    } ms on the consent page); ${
       o.refreshes
-    } refreshes per series (the sequential variant ${Math.ceil(
+    } warm refreshes per series (the sequential variant ${Math.ceil(
       o.refreshes / 2,
-    )}); throughput counted over ${seconds(o.throughput.windowMs)} in ${plural(
-      o.throughput.rounds,
-      'round',
-    )}, each after a ${seconds(o.throughput.rampMs)} ramp-up. ${
-      o.users
-    } distinct users; ${plural(
+    )}) and ${o.cold.refreshes} cold; throughput counted over ${seconds(
+      o.throughput.windowMs,
+    )} in ${plural(o.throughput.rounds, 'round')}, each after a ${seconds(
+      o.throughput.rampMs,
+    )} ramp-up. ${o.users} distinct users; ${plural(
       o.rounds,
       'round',
     )} in which the backends take turns; ${plural(
@@ -283,18 +434,35 @@ export function renderReport(result: BenchResult): string {
       'warm-up sign-in',
     )} per backend first.`,
   ];
+  const per =
+    o.network === 'relay'
+      ? 'round trip to Bitbucket (relay: handshakes included)'
+      : 'Bitbucket call (per request: handshakes free)';
   for (const latencyMs of result.options.latencies) {
     parts.push(
-      `### ${latencyMs} ms injected per Bitbucket call`,
-      latencyTable(result, latencyMs),
+      `### ${latencyMs} ms per ${per}: warm`,
+      latencyTable(result, latencyMs, 'warm'),
+      `### ${latencyMs} ms per ${per}: cold (connections dropped before each request)`,
+      latencyTable(result, latencyMs, 'cold'),
     );
   }
   parts.push(
     '¹ upstream has no profile cache: every refresh fetches /2.0/user again; its one refresh series is shown in both rows.',
     '### Memory',
     memoryTable(result),
-    '### Targets (reported, not asserted; RTT = the injected latency)',
-    targetsTable(result),
+  );
+  if (result.session.length && o.session) {
+    parts.push(
+      `### Session model: ${o.session.hours} simulated hours, a page load every ${o.session.pageLoadEveryMinutes} minutes, every ${o.session.burstEvery}th a burst of ${o.session.burstTabs} tabs, at ${result.session[0].rttMs} ms RTT`,
+      sessionTable(result),
+    );
+  }
+  const missed = result.verdict.filter(v => !v.met).length;
+  parts.push(
+    `### Verdict: ${result.verdict.length - missed} of ${
+      result.verdict.length
+    } targets met${missed ? `, ${missed} missed` : ''}`,
+    verdictTable(result.verdict),
   );
   return `${parts.join('\n\n')}\n`;
 }

@@ -29,17 +29,18 @@ function normalise(args: RequestArgs): [Record<string, unknown>, unknown] {
 }
 
 /**
- * Sends every `https` request for bitbucket.org and api.bitbucket.org over
- * plain http to the emulator instead, keeping the path, the headers and the
- * original `Host` header. For the upstream module, whose URLs cannot be
- * configured; it only works because node-oauth looks `https.request` up on
- * the module object at call time. Nothing else is rerouted.
+ * Sends every `https` request for bitbucket.org and api.bitbucket.org to
+ * another address instead (the bench's relays to the HTTPS emulator), still
+ * over TLS with the original name: the same SNI, the same certificate check
+ * against that name, the same `Host` header, path and headers, and the same
+ * agent, whose keep-alive pool is keyed by that name. For the upstream
+ * module, whose URLs cannot be configured; it only works because node-oauth
+ * looks `https.request` up on the module object at call time. Nothing else
+ * is rerouted.
  */
-export function rerouteBitbucketHosts(target: {
-  host: string;
-  port: number;
-}): void {
-  const hosts = new Set(BITBUCKET_HOSTS);
+export function rerouteBitbucketHosts(
+  targets: Record<string, { host: string; port: number }>,
+): void {
   for (const method of ['request', 'get'] as const) {
     const original = https[method] as (
       ...args: unknown[]
@@ -47,25 +48,26 @@ export function rerouteBitbucketHosts(target: {
     const rerouted = (...args: RequestArgs): http.ClientRequest => {
       const [options, callback] = normalise(args);
       const host = hostOf(options);
-      if (!host || !hosts.has(host)) {
+      const target = host ? targets[host] : undefined;
+      if (!host || !target) {
         return original.apply(https, args);
       }
       const headers = { ...(options.headers as Record<string, string>) };
       if (!Object.keys(headers).some(h => h.toLowerCase() === 'host')) {
         headers.Host = host;
       }
-      const plain: http.RequestOptions = {
-        ...(options as http.RequestOptions),
-        protocol: 'http:',
+      const moved: https.RequestOptions = {
+        ...(options as https.RequestOptions),
+        protocol: 'https:',
         host: target.host,
         hostname: target.host,
         port: target.port,
+        servername: host,
         headers,
-        agent: undefined, // an https.Agent cannot carry plain http
       };
       return callback
-        ? http[method](plain, callback as (res: http.IncomingMessage) => void)
-        : http[method](plain);
+        ? original.call(https, moved, callback)
+        : original.call(https, moved);
     };
     (https as unknown as Record<string, unknown>)[method] = rerouted;
   }

@@ -90,6 +90,12 @@ export interface Config {
            * profile after `GET /2.0/user`; `0` turns the bound off. Default 5.
            */
           accountSignInsPerHour?: number;
+          /**
+           * How long the connections that `/start` opens ahead of the
+           * callback (TCP and TLS, no request) wait for it, e.g. `2m`; `0`
+           * opens none. Default 2 minutes.
+           */
+          preconnectHoldTime?: HumanDuration | string | number;
           /** Sign-in resolvers, tried in order. */
           signIn?: {
             resolvers: Array<

@@ -1,3 +1,6 @@
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { EndpointFault, FaultConfig } from './faults';
 import { demoSeedPath, EmulatorSeed, loadSeed } from './seed';
@@ -20,6 +23,9 @@ Options:
   --no-rotate-refresh-tokens     refresh tokens do not rotate (before CHANGE-3052)
   --access-token-ttl <seconds>   access token lifetime (default 7200)
   --pagelen <n>                  default page size (default 10)
+  --https                        serve HTTPS with a certificate authority made for this run
+  --ca-out <file>                where --https writes the CA's PEM, for NODE_EXTRA_CA_CERTS
+                                 (default: bitbucket-cloud-emulator-ca.pem in the temp folder)
   --fault <path>=<status>[:<rate>]  answer <status> on <path> (repeatable)
   --hang <path>                  never answer requests to <path> (repeatable)
   -h, --help                     show this help
@@ -30,6 +36,8 @@ export interface CliConfig {
   help: boolean;
   options: EmulatorOptions & { seed: EmulatorSeed; port: number };
   faults?: FaultConfig;
+  /** With --https: the file the CA's PEM goes to. */
+  caOut?: string;
 }
 
 /** Parses the command line; throws an Error naming the bad flag. */
@@ -48,6 +56,8 @@ export function parseCliArgs(argv: string[]): CliConfig {
       'no-rotate-refresh-tokens': { type: 'boolean' },
       'access-token-ttl': { type: 'string' },
       pagelen: { type: 'string' },
+      https: { type: 'boolean' },
+      'ca-out': { type: 'string' },
       fault: { type: 'string', multiple: true },
       hang: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
@@ -108,10 +118,19 @@ export function parseCliArgs(argv: string[]): CliConfig {
   if (pagelen !== undefined) {
     options.pagelen = pagelen;
   }
+  if (values['ca-out'] !== undefined && !values.https) {
+    throw new Error('--ca-out needs --https');
+  }
+  if (values.https) {
+    options.tls = true;
+  }
   return {
     help: values.help ?? false,
     options,
     faults: Object.keys(endpoints).length > 0 ? { endpoints } : undefined,
+    caOut: values.https
+      ? values['ca-out'] ?? join(tmpdir(), 'bitbucket-cloud-emulator-ca.pem')
+      : undefined,
   };
 }
 
@@ -124,11 +143,15 @@ export async function startFromCli(
     emulator.setFaults(config.faults);
   }
   const { seed } = config.options;
-  const banner = `Bitbucket Cloud emulator listening on ${
+  let banner = `Bitbucket Cloud emulator listening on ${
     emulator.url
   } (consumers: ${seed.consumers.map(c => c.key).join(', ')}; users: ${
     seed.users.length
   })`;
+  if (config.caOut && emulator.caCert) {
+    writeFileSync(config.caOut, emulator.caCert);
+    banner += `\nHTTPS with a certificate authority made for this run; trust it with NODE_EXTRA_CA_CERTS=${config.caOut}`;
+  }
   return { emulator, banner };
 }
 

@@ -17,3 +17,5 @@ export type {
 } from './seed';
 export type { EndpointFault, FaultConfig } from './faults';
 export type { EmulatorCall } from './record';
+export { createEmulatorTls, DEFAULT_TLS_HOSTS } from './tls';
+export type { EmulatorTls } from './tls';

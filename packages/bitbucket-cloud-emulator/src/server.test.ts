@@ -146,4 +146,22 @@ describe('startEmulator', () => {
       await emulator.close();
     }
   });
+
+  it('keeps time by the now option: tokens expire when that clock passes their lifetime', async () => {
+    let offsetMs = 0;
+    const emulator = await startEmulator({ now: () => Date.now() + offsetMs });
+    try {
+      const tokens = await signIn(emulator, DEMO_USERS.jane);
+      offsetMs = 7199 * 1000;
+      expect(
+        (await getApi(emulator, '/2.0/user', tokens.access_token)).status,
+      ).toBe(200);
+      offsetMs = 7201 * 1000;
+      const expired = await getApi(emulator, '/2.0/user', tokens.access_token);
+      expect(expired.status).toBe(401);
+      expect(expired.json().error.message).toBe('Access token expired.');
+    } finally {
+      await emulator.close();
+    }
+  });
 });

@@ -1,4 +1,13 @@
-import { createServer, IncomingMessage, ServerResponse } from 'node:http';
+import {
+  Agent as HttpAgent,
+  createServer,
+  IncomingMessage,
+  ServerResponse,
+} from 'node:http';
+import {
+  Agent as HttpsAgent,
+  createServer as createHttpsServer,
+} from 'node:https';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ADMIN_PREFIX, handleAdmin } from './admin';
 import { consentAs } from './consent';
@@ -25,6 +34,7 @@ import {
 } from './seed';
 import { handleSite } from './site';
 import { EmulatorState } from './state';
+import { createEmulatorTls, EmulatorTls } from './tls';
 
 /**
  * Options of {@link startEmulator}.
@@ -50,6 +60,18 @@ export interface EmulatorOptions {
   accessTokenTtlSeconds?: number;
   /** Default page size of paginated endpoints; default 10. */
   pagelen?: number;
+  /**
+   * Serve HTTPS: `true` makes a certificate authority for this emulator
+   * ({@link createEmulatorTls}; its PEM is {@link BitbucketCloudEmulator.caCert}),
+   * or pass one made earlier, e.g. to share it with a proxy in front.
+   * Default: plain HTTP.
+   */
+  tls?: boolean | EmulatorTls;
+  /**
+   * The clock of codes and tokens (expiry, idle refresh tokens), in ms since
+   * the epoch; default `Date.now`. Lets a test or benchmark move time on.
+   */
+  now?: () => number;
 }
 
 /**
@@ -60,6 +82,8 @@ export interface EmulatorOptions {
 export interface BitbucketCloudEmulator {
   /** Base URL, e.g. `http://127.0.0.1:43123`; the OAuth endpoints are under `/site/oauth2/`. */
   url: string;
+  /** PEM of the CA to trust when serving HTTPS (the `tls` option); undefined over plain HTTP. */
+  caCert?: string;
   /** `${url}/2.0` */
   apiBaseUrl: string;
   port: number;
@@ -121,7 +145,15 @@ export async function startEmulator(
   const state = new EmulatorState(resolveSeed(options.seed), {
     accessTokenTtlSeconds,
     rotateRefreshTokens: options.rotateRefreshTokens ?? true,
+    now: options.now,
   });
+  const tls =
+    options.tls === true ? await createEmulatorTls() : options.tls || undefined;
+  const scheme = tls ? 'https' : 'http';
+  // the user's browser on the consent pages: one keep-alive agent
+  const consentAgent = tls
+    ? new HttpsAgent({ keepAlive: true, ca: tls.caCert })
+    : new HttpAgent({ keepAlive: true });
   const recorder = new CallRecorder();
   const faults = new FaultInjector({ latencyMs, randomLatencyMs });
   const lifetime = new AbortController();
@@ -155,7 +187,7 @@ export async function startEmulator(
 
   const dispatch = async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://emulator.invalid');
-    const origin = requestOrigin(req, baseUrl);
+    const origin = requestOrigin(req, scheme, baseUrl);
     const ex: Exchange = {
       req,
       res,
@@ -218,9 +250,12 @@ export async function startEmulator(
     }
   };
 
-  const server = createServer((req, res) => {
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
     dispatch(req, res).catch(() => res.destroy());
-  });
+  };
+  const server = tls
+    ? createHttpsServer({ key: tls.key, cert: tls.cert }, listener)
+    : createServer(listener);
 
   await new Promise<void>((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException) => {
@@ -243,7 +278,7 @@ export async function startEmulator(
   const actualPort =
     typeof address === 'object' && address ? address.port : port;
   const connectHost = connectableHost(host);
-  baseUrl = `http://${
+  baseUrl = `${scheme}://${
     connectHost.includes(':') ? `[${connectHost}]` : connectHost
   }:${actualPort}`;
 
@@ -251,6 +286,7 @@ export async function startEmulator(
 
   return {
     url: baseUrl,
+    caCert: tls?.caCert,
     apiBaseUrl: `${baseUrl}${API_PREFIX}`,
     port: actualPort,
     calls: () => recorder.calls(),
@@ -259,7 +295,12 @@ export async function startEmulator(
     clearFaults: () => faults.clear(),
     authorize: (authorizeUrl, userUuid, decision = 'grant') =>
       consentAs(
-        { connectHost, port: actualPort },
+        {
+          connectHost,
+          port: actualPort,
+          caCert: tls?.caCert,
+          agent: consentAgent,
+        },
         authorizeUrl,
         userUuid,
         decision,
@@ -274,6 +315,7 @@ export async function startEmulator(
       if (!closing) {
         closing = new Promise<void>(resolve => {
           lifetime.abort();
+          consentAgent.destroy();
           for (const call of pending) {
             call.finish(0);
           }
@@ -317,13 +359,17 @@ async function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 /** The origin the client used, from the Host header when it is a plain host[:port]. */
-function requestOrigin(req: IncomingMessage, fallback: string): string {
+function requestOrigin(
+  req: IncomingMessage,
+  scheme: string,
+  fallback: string,
+): string {
   const hostHeader = req.headers.host;
   if (
     hostHeader &&
     /^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?$/.test(hostHeader)
   ) {
-    return `http://${hostHeader}`;
+    return `${scheme}://${hostHeader}`;
   }
   return fallback;
 }

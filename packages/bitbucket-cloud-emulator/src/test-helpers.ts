@@ -1,4 +1,5 @@
-import { IncomingHttpHeaders, request } from 'node:http';
+import { IncomingHttpHeaders, request as plainRequest } from 'node:http';
+import { request as tlsRequest } from 'node:https';
 import type { BitbucketCloudEmulator } from './server';
 
 /** The demo seed's users, by first name. */
@@ -27,8 +28,9 @@ export interface TestResponse {
 }
 
 /**
- * A plain HTTP request over a private agent (Jest's network guard only lets
- * loopback IP addresses through, and fetch is disabled there).
+ * An HTTP or HTTPS request over a private agent (Jest's network guard only
+ * lets loopback IP addresses through, and fetch is disabled there). `ca`:
+ * the CA to trust over HTTPS (an HTTPS emulator's `caCert`).
  */
 export function httpRequest(
   url: string,
@@ -37,12 +39,15 @@ export function httpRequest(
     headers?: Record<string, string>;
     body?: string;
     timeoutMs?: number;
+    ca?: string;
   } = {},
 ): Promise<TestResponse> {
   const target = new URL(url);
+  const request = target.protocol === 'https:' ? tlsRequest : plainRequest;
   return new Promise((resolve, reject) => {
     const req = request(
       {
+        ca: init.ca,
         host: target.hostname,
         port: target.port,
         path: `${target.pathname}${target.search}`,
@@ -98,6 +103,7 @@ export function postToken(
       ...headers,
     },
     body: new URLSearchParams(fields).toString(),
+    ca: emulator.caCert,
   });
 }
 
@@ -168,5 +174,6 @@ export function getApi(
 ): Promise<TestResponse> {
   return httpRequest(`${emulator.url}${pathAndQuery}`, {
     headers: accessToken ? { authorization: `Bearer ${accessToken}` } : {},
+    ca: emulator.caCert,
   });
 }

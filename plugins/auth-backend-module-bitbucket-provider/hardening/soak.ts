@@ -2,7 +2,10 @@
  * Soak: sequential sign-ins against one backend (this process), each in a
  * new browser, of users of a Bitbucket Cloud emulator that runs as a child
  * process (so that its own memory does not count). After a warm-up and a
- * forced GC, the resident set size may grow by less than 5 %.
+ * forced GC, the resident set size may grow by less than 5 %, and its
+ * trend (least squares over the readings after each 1,000 sign-ins) by less
+ * than 0.25 % of the baseline per 1,000 sign-ins. Every reading is taken
+ * while the backend runs, after a GC.
  *
  * Every sign-in must issue its user's identity; no backend log line may be
  * an error, an unhandled rejection or carry a secret of the sign-in.
@@ -10,14 +13,16 @@
  *   MALLOC_ARENA_MAX=2 node --expose-gc \
  *     --require @backstage/cli/config/nodeTransform.cjs \
  *     hardening/soak.ts [--sign-ins 10000] [--warmup 5000] [--max-growth 5]
- *     [--profile-cache-ttl 10s]
+ *     [--max-trend 0.25] [--profile-cache-ttl 10s]
  *
  * --warmup 5000: the settled RSS climbs by 6-8 % over the first ~5,000
  * sign-ins (compiled code and native allocations; the JS heap stays flat),
  * then stays flat: a
  * 30,000 sign-in run settled at 235-238 MB from sign-in 6,000 to 30,000.
- * The check compares the RSS after the warm-up with the RSS after the
- * 10,000 that follow it, both after a last-resort GC.
+ * The checks compare the RSS after the warm-up with the RSS after the
+ * 10,000 that follow it, and fit a line through the readings after each
+ * 1,000 of them: all after a last-resort GC, with the backend running (it
+ * runs in this process).
  *
  * --profile-cache-ttl 10s (default 15m in the module): every sign-in caches
  * its profile until the TTL; with a short one, the cache reaches its steady
@@ -66,6 +71,7 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '5000' },
     users: { type: 'string', default: '50' },
     'max-growth': { type: 'string', default: '5' },
+    'max-trend': { type: 'string', default: '0.25' },
     'time-limit': { type: 'string', default: '900' },
     'profile-cache-ttl': { type: 'string', default: '10s' },
   },
@@ -74,6 +80,7 @@ const SIGN_INS = Number(args['sign-ins']);
 const WARMUP = Number(args.warmup);
 const USERS = Number(args.users);
 const MAX_GROWTH = Number(args['max-growth']);
+const MAX_TREND = Number(args['max-trend']);
 
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 
@@ -103,6 +110,24 @@ async function settledRss(): Promise<number> {
     );
   }
   return rss;
+}
+
+/**
+ * The slope of the least-squares line through `readings` taken every 1,000
+ * sign-ins (the first at 0): bytes per 1,000 sign-ins.
+ */
+export function trendPerThousand(readings: number[]): number {
+  const n = readings.length;
+  if (n < 2) return 0;
+  const meanX = (n - 1) / 2;
+  const meanY = readings.reduce((a, b) => a + b, 0) / n;
+  let num = 0;
+  let den = 0;
+  readings.forEach((y, x) => {
+    num += (x - meanX) * (y - meanY);
+    den += (x - meanX) ** 2;
+  });
+  return num / den;
 }
 
 /** Log lines since the last check, without keeping them for longer. */
@@ -187,6 +212,8 @@ async function main(): Promise<boolean> {
   let baselineHeap = 0;
   /** The settled RSS after each thousand sign-ins. */
   const trend: number[] = [];
+  let final = 0;
+  let finalHeap = 0;
   const started = Date.now();
   try {
     const total = WARMUP + SIGN_INS;
@@ -241,15 +268,21 @@ async function main(): Promise<boolean> {
         trend.push(await settledRss());
       }
     }
+    // the end reading, while the backend still runs
+    final =
+      SIGN_INS % 1000 === 0 && trend.length
+        ? trend.at(-1)!
+        : await settledRss();
+    finalHeap = process.memoryUsage().heapUsed;
   } finally {
     await backend.stop();
     await emulator.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 
-  const final = await settledRss();
-  const finalHeap = process.memoryUsage().heapUsed;
   const growth = ((final - baseline) / baseline) * 100;
+  const slope = trendPerThousand([baseline, ...trend]);
+  const slopePercent = (slope / baseline) * 100;
   const seconds = (Date.now() - started) / 1000;
   console.log(
     `${SIGN_INS} sign-ins after the warm-up in ${seconds.toFixed(0)} s (${(
@@ -267,6 +300,17 @@ async function main(): Promise<boolean> {
     [
       `RSS growth ${growth.toFixed(2)} % < ${MAX_GROWTH} %`,
       growth < MAX_GROWTH,
+    ],
+    [
+      `RSS trend ${mb(slope)} (${slopePercent.toFixed(
+        3,
+      )} %) per 1,000 sign-ins < ${MAX_TREND} % (readings: ${[
+        baseline,
+        ...trend,
+      ]
+        .map(r => (r / 1024 / 1024).toFixed(1))
+        .join(', ')} MB)`,
+      slopePercent < MAX_TREND && trend.length >= 2,
     ],
     [`no secret in a log line (${leaks} found)`, leaks === 0],
     [`no error log line (${log.errors.length})`, log.errors.length === 0],

@@ -12,6 +12,12 @@ import {
   BitbucketProviderSettings,
   readBitbucketProviderSettings,
 } from './config';
+import {
+  preconnectForProfileRound,
+  preconnectForSignIn,
+  PreconnectPlan,
+  readPreconnectPlan,
+} from './connections';
 import { Deadline } from './deadline';
 import { authorizeCallbackError } from './errors';
 import { BitbucketProfile } from './profile';
@@ -28,6 +34,8 @@ interface BitbucketAuthenticatorContext {
   tokenClient: BitbucketTokenClient;
   profiles: ProfileSource;
   sessions: Sessions;
+  /** Connections opened ahead of the calls (src/connections.ts). */
+  preconnect: PreconnectPlan;
 }
 
 /** Services the authenticator uses when the module provides them. */
@@ -190,6 +198,9 @@ export function createBitbucketAuthenticator(
         sequential: options.sequentialProfileFetch,
       });
       const profiles = new ProfileSource({ client, settings, logger });
+      const preconnect = readPreconnectPlan(config, settings, {
+        sequentialProfileFetch: options.sequentialProfileFetch,
+      });
       return {
         settings,
         tokenClient,
@@ -203,10 +214,15 @@ export function createBitbucketAuthenticator(
           tokens: tokenClient,
           profiles,
           settings,
+          // the profile will be fetched: open its connections during the token call
+          onProfileRoundAhead: () => preconnectForProfileRound(preconnect),
         }),
+        preconnect,
       };
     },
     async start(input, ctx) {
+      // the callback's connections open while the user is on the consent page
+      preconnectForSignIn(ctx.preconnect);
       return runStart(ctx.strategy, input.req, {
         scope: input.scope,
         state: input.state,
@@ -217,6 +233,8 @@ export function createBitbucketAuthenticator(
       ctx,
     ): Promise<OAuthAuthenticatorResult<BitbucketProfile>> {
       const deadline = new Deadline(ctx.settings.signInTimeoutMs);
+      // none left from /start (a slow consent): open them during the token call
+      preconnectForProfileRound(ctx.preconnect);
       const token = await runCallback(
         ctx.strategy,
         input.req,

@@ -104,7 +104,7 @@ describe('readBitbucketProviderSettings', () => {
     expect(() =>
       read({ clientId: 'key', clientSecret: 'secret', clientSecet: 'x' }),
     ).toThrow(
-      "Unknown config key 'auth.providers.bitbucket.development.clientSecet' (did you mean 'clientSecret'?). The Bitbucket provider reads only: clientId, clientSecret, callbackUrl, additionalScopes, sessionDuration, signIn, baseUrl, apiBaseUrl, requestTimeout, allowedWorkspaces, minimumWorkspaceRole, workspaceOwnership, profileCacheTtl, identityCacheTtl, refreshGracePeriod, signInTimeout, accountSignInsPerHour. Fix or remove the key so that no setting is silently ignored.",
+      "Unknown config key 'auth.providers.bitbucket.development.clientSecet' (did you mean 'clientSecret'?). The Bitbucket provider reads only: clientId, clientSecret, callbackUrl, additionalScopes, sessionDuration, signIn, baseUrl, apiBaseUrl, requestTimeout, allowedWorkspaces, minimumWorkspaceRole, workspaceOwnership, profileCacheTtl, identityCacheTtl, refreshGracePeriod, signInTimeout, accountSignInsPerHour, preconnectHoldTime. Fix or remove the key so that no setting is silently ignored.",
     );
   });
 

@@ -32,6 +32,7 @@ export const KNOWN_KEYS = [
   'refreshGracePeriod',
   'signInTimeout',
   'accountSignInsPerHour',
+  'preconnectHoldTime',
 ] as const;
 
 /** Bitbucket's workspace roles, from least to most privileged. */

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ts from 'typescript';
+import { KNOWN_KEYS } from './config';
 
 /**
  * Keeps the README's troubleshooting table from drifting: every error the
@@ -58,6 +59,19 @@ describe('README troubleshooting', () => {
     'lists "%s" (%s)',
     prefix => {
       expect(section).toContain(prefix);
+    },
+  );
+});
+
+describe('README configuration', () => {
+  const readme = readFileSync(join(__dirname, '../README.md'), 'utf8');
+  const configDts = readFileSync(join(__dirname, '../config.d.ts'), 'utf8');
+
+  it.each(KNOWN_KEYS.map(k => [k]))(
+    'documents the key %s in the README and config.d.ts',
+    key => {
+      expect(readme).toContain(`\`${key}`);
+      expect(configDts).toMatch(new RegExp(`\\b${key}\\??:`));
     },
   );
 });

@@ -1,4 +1,5 @@
 import { request } from 'undici';
+import { bitbucketConnections } from './connections';
 
 /**
  * The most this module reads of one answer: a page of 100 emails or
@@ -31,10 +32,12 @@ export interface HttpRequestOptions {
 }
 
 /**
- * One request to Bitbucket with `undici.request`: the same client and global
- * dispatcher (keep-alive pool, proxy set with `setGlobalDispatcher`) as
- * Node's `fetch`, without the web streams that made `fetch` cost about four
- * times the CPU per call. The timeout covers the body too, and its timer is
+ * One request to Bitbucket with `undici.request`: the same client as Node's
+ * `fetch`, without the web streams that made `fetch` cost about four times
+ * the CPU per call. It goes through the module's keep-alive pool, which also
+ * holds the connections opened ahead (src/connections.ts), or through the
+ * global dispatcher when the backend set one (a proxy, with
+ * `setGlobalDispatcher`). The timeout covers the body too, and its timer is
  * cleared as soon as the answer is read, so nothing outlives the call.
  *
  * A timeout rejects with an error named `TimeoutError`; a transport failure
@@ -55,6 +58,8 @@ export async function httpRequest(
   );
   try {
     const res = await request(url, {
+      // the pool with the connections opened ahead, or the global dispatcher
+      dispatcher: bitbucketConnections().dispatcher(),
       method: options.method ?? 'GET',
       headers: options.headers,
       body: options.body,

@@ -9,6 +9,7 @@ import {
 import { CacheService } from '@backstage/backend-plugin-api';
 import { createBitbucketAuthenticator } from './authenticator';
 import { readBitbucketProviderSettings } from './config';
+import { readPreconnectPlan } from './connections';
 import { bitbucketSignInResolvers } from './resolvers';
 import { guardRouteHandlers } from './routeGuards';
 import { readBitbucketSignInResolver } from './signIn';
@@ -40,6 +41,8 @@ export function createBitbucketProviderFactory(
       const envConfig = ctx.config.getConfig(env);
       const path = `auth.providers.${ctx.providerId}.${env}`;
       const settings = readBitbucketProviderSettings(envConfig, path);
+      // validated here, where an error can name the full key
+      readPreconnectPlan(envConfig, settings, { path });
       const signInResolver = readBitbucketSignInResolver(
         envConfig,
         signInResolverFactories,

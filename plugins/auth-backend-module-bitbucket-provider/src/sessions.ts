@@ -65,17 +65,21 @@ export class Sessions {
   readonly #profiles: ProfileSource;
   readonly #settings: BitbucketProviderSettings;
   readonly #flights = new Map<string, Promise<Result>>();
+  readonly #onProfileRoundAhead?: () => void;
 
   constructor(options: {
     store: SessionStore;
     tokens: BitbucketTokenClient;
     profiles: ProfileSource;
     settings: BitbucketProviderSettings;
+    /** Called when a token call will be followed by profile calls. */
+    onProfileRoundAhead?: () => void;
   }) {
     this.#store = options.store;
     this.#tokens = options.tokens;
     this.#profiles = options.profiles;
     this.#settings = options.settings;
+    this.#onProfileRoundAhead = options.onProfileRoundAhead;
   }
 
   /** Keeps a new sign-in's session for its refreshes. */
@@ -174,6 +178,7 @@ export class Sessions {
     stored: StoredSession | undefined,
     deadline: Deadline,
   ): Promise<Result> {
+    if (!stored || !this.#profileFresh(stored)) this.#onProfileRoundAhead?.();
     const token = await this.#tokens.refresh(refreshToken, scope, deadline);
     let next = this.#fromToken(token, refreshToken, scope, stored ?? EMPTY);
     try {
