@@ -163,7 +163,7 @@ export function judge(run: {
       });
     if (upstream) {
       ratio(
-        'sign-in p50, warm: ours / upstream (3 REST calls to its 1)',
+        'sign-in p50, warm: ours / upstream (4 REST calls to its 1)',
         ours.signIn.latency.p50,
         upstream.signIn.latency.p50,
         '≤',
@@ -228,11 +228,12 @@ export function judge(run: {
     push({
       latencyMs: null,
       target:
-        'REST calls per sign-in ≤ 3 (user, emails, workspaces): opening connections ahead sends nothing',
+        // the role in the one allowed workspace is issue 11's check (members only)
+        'REST calls per sign-in ≤ 4 (user, emails, workspaces, the role in the allowed workspace): opening connections ahead sends nothing',
       value: worst(c => Math.max(c.signIn.calls.rest, c.signInCold.calls.rest)),
       unit: 'calls',
       comparison: '≤',
-      limit: 3,
+      limit: 4,
       detail: 'the most of any latency, warm or cold',
     });
     push({
@@ -259,7 +260,7 @@ export function judge(run: {
     });
     push({
       latencyMs: null,
-      target: 'REST calls per refresh without a cache ≤ 3',
+      target: 'REST calls per refresh without a cache ≤ 4',
       value: worst(c =>
         Math.max(
           c.refreshUncached.calls.rest,
@@ -268,7 +269,7 @@ export function judge(run: {
       ),
       unit: 'calls',
       comparison: '≤',
-      limit: 3,
+      limit: 4,
       detail: 'the most of any latency, warm or cold',
     });
   }
