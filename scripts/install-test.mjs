@@ -41,12 +41,13 @@ const children = [];
 // that fails stops the test: the ones after it count as failed, not run.
 const CHECKS = [
   "the READMEs' Install blocks are there",
-  'build and pack both packages',
+  'build and pack the three packages',
   'create a new Backstage app from the same release',
   'install the packages as the READMEs say, from the tarballs',
   "apply the READMEs' code",
   'type-check the new app (proves the packages ship their types)',
   'start the emulator and the new app backend, then sign in over HTTP',
+  'a workspace member nobody wrote into the catalog signed in',
   'the request log shows the callback with its code and state redacted',
 ];
 let current = 0;
@@ -440,11 +441,11 @@ async function main() {
       }
     };
     await signInOnce(uuid, `user:default/${name}`);
+    step('a workspace member nobody wrote into the catalog signed in');
     await signInOnce(
       MEMBER_UUID,
       `user:default/${MEMBER_UUID.slice(1, -1).toLowerCase()}`,
     );
-    step('a workspace member nobody wrote into the catalog signed in');
     // the README's redaction: the callback is logged, its code is not
     step('the request log shows the callback with its code and state redacted');
     const logged = /handler\/frame\?code=REDACTED&state=REDACTED/;

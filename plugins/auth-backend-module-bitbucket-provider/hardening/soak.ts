@@ -24,9 +24,13 @@
  * 1,000 of them: all after a last-resort GC, with the backend running (it
  * runs in this process).
  *
- * --profile-cache-ttl 10s (default 15m in the module): every sign-in caches
- * its profile until the TTL; with a short one, the cache reaches its steady
- * state within the run, and the check covers that expired entries are freed.
+ * --profile-cache-ttl 10s (default 15m in the module): every sign-in keeps
+ * its session (encrypted, about 1.7 KB) while its access token or its
+ * identity may serve a refresh. The run sets the identity's TTL, the
+ * emulator's access tokens and the grace period to the same short time, so
+ * that the session store reaches its steady state within the warm-up, and
+ * the checks cover that expired records are freed (with the defaults a
+ * record lives 4 hours: memory grows with the sign-ins of 4 hours).
  *
  * MALLOC_ARENA_MAX=2: glibc gives each thread that allocates its own malloc
  * arena, and the RSS grows as more of them get touched, by about 30 % over
@@ -37,6 +41,8 @@
  * Exits 0 when every check passed, 1 otherwise.
  */
 import { LoggerService } from '@backstage/backend-plugin-api';
+import { ConfigReader, readDurationFromConfig } from '@backstage/config';
+import { durationToMilliseconds } from '@backstage/types';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -171,6 +177,15 @@ async function main(): Promise<boolean> {
       users,
     }),
   );
+  const ttl = /^\d+$/.test(args['profile-cache-ttl']!)
+    ? Number(args['profile-cache-ttl'])
+    : args['profile-cache-ttl']!;
+  const ttlMs =
+    typeof ttl === 'number'
+      ? ttl
+      : durationToMilliseconds(
+          readDurationFromConfig(new ConfigReader({ ttl }), { key: 'ttl' }),
+        );
   const emulatorPort = await freePort();
   const emulator = startChild(
     'the emulator',
@@ -181,6 +196,9 @@ async function main(): Promise<boolean> {
       String(emulatorPort),
       '--seed',
       join(dir, 'seed.yaml'),
+      // the sessions' records live as long as their access token at least
+      '--access-token-ttl',
+      String(Math.max(1, Math.round(ttlMs / 1000))),
     ],
     join(dir, 'emulator.log'),
   );
@@ -198,9 +216,9 @@ async function main(): Promise<boolean> {
     entities: entitiesFor(users),
     emulatorUrl,
     provider: {
-      profileCacheTtl: /^\d+$/.test(args['profile-cache-ttl']!)
-        ? Number(args['profile-cache-ttl'])
-        : args['profile-cache-ttl']!,
+      profileCacheTtl: ttl,
+      identityCacheTtl: ttl,
+      refreshGracePeriod: ttl,
     },
     // the backend as packages/backend builds it, request log included
     realRouter: { configure: redactOAuthRequestLog },

@@ -71,6 +71,7 @@ export class SessionStore {
   /** The keys this process wrote, with when they expire. */
   readonly #written = new Map<string, number>();
   #sweeper?: ReturnType<typeof setInterval>;
+  #sweepEvery = 60_000;
 
   constructor(
     cache: CacheService | undefined,
@@ -171,9 +172,11 @@ export class SessionStore {
 
   #track(key: string, expiresAt: number) {
     this.#written.set(key, expiresAt);
-    if (!this.#sweeper) {
-      // rotation records are the shortest-lived
-      const every = Math.min(60_000, this.#options.graceMs || 60_000);
+    // sweep as often as the shortest-lived record needs, at most every minute
+    const every = Math.min(60_000, Math.max(1000, expiresAt - Date.now()));
+    if (!this.#sweeper || every < this.#sweepEvery) {
+      if (this.#sweeper) clearInterval(this.#sweeper);
+      this.#sweepEvery = every;
       this.#sweeper = setInterval(() => this.#sweep(), every);
       this.#sweeper.unref?.();
     }
