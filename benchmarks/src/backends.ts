@@ -57,11 +57,16 @@ function moduleReads(key: string): boolean {
   return (KNOWN_KEYS as readonly string[]).includes(key);
 }
 
-/** The app-config of one backend; ours gets a second, uncached environment. */
+/**
+ * The app-config of one backend; ours gets a second, uncached environment.
+ * `oursSettings` go on top of ours' (both environments; the uncached one
+ * keeps its `profileCacheTtl: 0`).
+ */
 export function backendConfig(
   kind: BackendKind,
   port: number,
   route: BackendRoute,
+  oursSettings: Record<string, unknown> = {},
 ): object {
   const signIn = {
     resolvers: [{ resolver: 'userIdMatchingUserEntityAnnotation' }],
@@ -91,6 +96,7 @@ export function backendConfig(
       ...(moduleReads('accountSignInsPerHour')
         ? { accountSignInsPerHour: 0 }
         : {}),
+      ...oursSettings,
     };
     bitbucket = {
       [ENV_CACHED]: ours,
@@ -120,6 +126,8 @@ export async function startBackend(options: {
   entitiesFile: string;
   /** Pin the process and its threads to these CPUs (a taskset list). */
   cpus?: string;
+  /** Keys set on top of ours' config (not upstream's). */
+  oursSettings?: Record<string, unknown>;
 }): Promise<RunningBackend> {
   const { kind, network, workDir, entitiesFile } = options;
   const port = await freePort();
@@ -127,7 +135,11 @@ export async function startBackend(options: {
   const configFile = join(workDir, `${kind}.app-config.json`);
   writeFileSync(
     configFile,
-    JSON.stringify(backendConfig(kind, port, route), null, 2),
+    JSON.stringify(
+      backendConfig(kind, port, route, options.oursSettings),
+      null,
+      2,
+    ),
   );
   const spec: BackendSpec = {
     kind,

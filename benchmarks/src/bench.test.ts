@@ -7,7 +7,7 @@ import { backendConfig } from './backends';
 import { BenchResult, runBenchmark, SMOKE_OPTIONS } from './bench';
 import { parseArgs } from './cli';
 import { planCpuPinning } from './cpuPinning';
-import { renderReport } from './report';
+import { oursSettingsLine, renderReport } from './report';
 
 // Starts the emulator and three backend processes: slow on a busy machine.
 jest.setTimeout(180_000);
@@ -215,6 +215,66 @@ describe('yarn bench --smoke', () => {
     });
     expect(() => parseArgs(['--network', 'netem'], '/pkg')).toThrow(
       "--network: unknown model 'netem'; use relay or per-request",
+    );
+  });
+
+  it("sets keys of ours' config with --ours, and names them in the report", () => {
+    expect(parseArgs([], '/pkg')).toMatchObject({ oursSettings: {} });
+    const parsed = parseArgs(
+      [
+        '--ours',
+        'profileCacheTtl=30m',
+        '--ours=accountSignInsPerHour=7',
+        '--ours',
+        'allowedWorkspaces=["acme","{0e6f9a12-3b4c-4d5e-8f70-112233445566}"]',
+      ],
+      '/pkg',
+    );
+    expect(parsed !== 'help' && parsed.oursSettings).toEqual({
+      profileCacheTtl: '30m',
+      accountSignInsPerHour: 7,
+      allowedWorkspaces: ['acme', '{0e6f9a12-3b4c-4d5e-8f70-112233445566}'],
+    });
+    expect(() => parseArgs(['--ours', 'profileCacheTTL=30m'], '/pkg')).toThrow(
+      "--ours: 'profileCacheTTL' is not a key of the module's provider config; use one of callbackUrl,",
+    );
+    expect(() => parseArgs(['--ours', 'apiBaseUrl=https://x'], '/pkg')).toThrow(
+      "--ours: 'apiBaseUrl' is set by the bench (the emulator's consumer and relays) and cannot be changed",
+    );
+    expect(() => parseArgs(['--ours', 'profileCacheTtl'], '/pkg')).toThrow(
+      "--ours expects <key>=<value>, e.g. profileCacheTtl=30m, got 'profileCacheTtl'",
+    );
+
+    const relay = (port: number) => ({ port } as any);
+    const config = backendConfig(
+      'ours',
+      7007,
+      { web: relay(1001), api: relay(1002) },
+      { profileCacheTtl: '30m', identityCacheTtl: '8h' },
+    ) as any;
+    const { development, nocache: uncached } = config.auth.providers.bitbucket;
+    expect(development).toMatchObject({
+      profileCacheTtl: '30m',
+      identityCacheTtl: '8h',
+    });
+    expect(uncached).toMatchObject({
+      profileCacheTtl: 0,
+      identityCacheTtl: '8h',
+    });
+    const upstream = backendConfig(
+      'upstream',
+      7008,
+      { web: relay(1003), api: relay(1004) },
+      { profileCacheTtl: '30m' },
+    ) as any;
+    expect(upstream.auth.providers.bitbucket.development).not.toHaveProperty(
+      'profileCacheTtl',
+    );
+    expect(oursSettingsLine({})).toBe('');
+    expect(
+      oursSettingsLine({ profileCacheTtl: '30m', accountSignInsPerHour: 7 }),
+    ).toBe(
+      ' **Ours runs with `profileCacheTtl: "30m"`, `accountSignInsPerHour: 7` on top of the bench\'s config, not the module\'s defaults.**',
     );
   });
 

@@ -78,6 +78,12 @@ export interface BenchOptions {
    * (src/cpuPinning.ts) when the machine has two or more and `taskset`.
    */
   pin: boolean;
+  /**
+   * Keys of ours' provider config set on top of the bench's (`--ours
+   * key=value`), e.g. `{ profileCacheTtl: '30m' }`; empty: the module's
+   * defaults. The report names them.
+   */
+  oursSettings: Record<string, unknown>;
   /** Where the JSON goes (and the Markdown, by the CLI). */
   outFile: string;
   log: (line: string) => void;
@@ -100,6 +106,7 @@ export const DEFAULT_OPTIONS: BenchSettings = {
   users: 200,
   keepLogs: false,
   pin: true,
+  oursSettings: {},
 };
 
 /** A few iterations of everything, for the smoke test. */
@@ -118,6 +125,7 @@ export const SMOKE_OPTIONS: BenchSettings = {
   users: 5,
   keepLogs: false,
   pin: false,
+  oursSettings: {},
 };
 
 export interface SeriesResult {
@@ -616,6 +624,7 @@ export async function runBenchmark(
         workDir: runDir,
         entitiesFile,
         cpus: machine.pinning?.backends,
+        oursSettings: options.oursSettings,
       });
       backends.push(backend);
       const sample = await backend.sample({ gc: true });
@@ -952,6 +961,7 @@ export async function runBenchmark(
     users: options.users,
     keepLogs: options.keepLogs,
     pin: options.pin,
+    oursSettings: options.oursSettings,
   };
   const backendInfos = options.backends.map(kind => infos.get(kind)!);
   const result: BenchResult = {

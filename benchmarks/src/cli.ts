@@ -7,6 +7,8 @@ import {
   SMOKE_OPTIONS,
 } from './bench';
 import { BACKEND_KINDS, BackendKind } from './protocol';
+// eslint-disable-next-line @backstage/no-forbidden-package-imports
+import { KNOWN_KEYS } from '@bitbucket-signin/backstage-plugin-auth-backend-module-bitbucket-provider/src/config';
 import { renderReport } from './report';
 import { allMet } from './verdict';
 
@@ -36,6 +38,8 @@ and results/latest.md in the benchmarks folder.
   --out <file>                JSON output (default results/latest.json)
   --keep-logs                 keep the backends' configs and logs (a temporary folder)
   --no-pin                    do not give the harness and the backends CPUs of their own
+  --ours <key>=<value>        a key of ours' provider config on top of the bench's, e.g.
+                              --ours profileCacheTtl=30m (repeatable; the report names them)
   --smoke                     a few iterations of everything (for the smoke test)
   --help
 `;
@@ -56,6 +60,42 @@ function positive(value: string, flag: string): number {
     throw new Error(`${flag} expects a whole number >= 1, got '${value}'`);
   }
   return n;
+}
+
+/** Keys the bench itself sets for every backend: `--ours` leaves them alone. */
+const BENCH_KEYS = ['clientId', 'clientSecret', 'baseUrl', 'apiBaseUrl'];
+
+/**
+ * One `--ours key=value`: a key our module reads, and its value as JSON
+ * when it parses (numbers, booleans, lists, objects), else as a string
+ * (`30m`, `member`).
+ */
+function oursSetting(arg: string): [string, unknown] {
+  const eq = arg.indexOf('=');
+  const key = eq > 0 ? arg.slice(0, eq) : '';
+  if (!key || eq === arg.length - 1) {
+    throw new Error(
+      `--ours expects <key>=<value>, e.g. profileCacheTtl=30m, got '${arg}'`,
+    );
+  }
+  if (!(KNOWN_KEYS as readonly string[]).includes(key)) {
+    throw new Error(
+      `--ours: '${key}' is not a key of the module's provider config; use one of ${KNOWN_KEYS.filter(
+        k => !BENCH_KEYS.includes(k),
+      ).join(', ')}`,
+    );
+  }
+  if (BENCH_KEYS.includes(key)) {
+    throw new Error(
+      `--ours: '${key}' is set by the bench (the emulator's consumer and relays) and cannot be changed`,
+    );
+  }
+  const raw = arg.slice(eq + 1);
+  try {
+    return [key, JSON.parse(raw)];
+  } catch {
+    return [key, raw];
+  }
 }
 
 /** Parses the command line; throws with the flag at fault. */
@@ -170,6 +210,11 @@ export function parseArgs(
       case '--out':
         options.outFile = resolve(value());
         break;
+      case '--ours': {
+        const [key, setting] = oursSetting(value());
+        options.oursSettings = { ...options.oursSettings, [key]: setting };
+        break;
+      }
       default:
         throw new Error(`unknown option '${arg}'\n\n${USAGE}`);
     }

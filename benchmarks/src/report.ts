@@ -384,6 +384,17 @@ export function sessionTable(result: BenchResult): string {
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 const seconds = (ms: number) => `${ms / 1000} s`;
 
+/** Names the `--ours` settings, so that no table is read as the defaults'. */
+export function oursSettingsLine(
+  settings: Record<string, unknown> = {},
+): string {
+  const entries = Object.entries(settings);
+  if (!entries.length) return '';
+  return ` **Ours runs with ${entries
+    .map(([key, value]) => `\`${key}: ${JSON.stringify(value)}\``)
+    .join(', ')} on top of the bench's config, not the module's defaults.**`;
+}
+
 /** The whole report, as Markdown. */
 export function renderReport(result: BenchResult): string {
   const m = result.machine;
@@ -432,7 +443,7 @@ export function renderReport(result: BenchResult): string {
     )} in which the backends take turns; ${plural(
       o.warmup.start,
       'warm-up sign-in',
-    )} per backend first.`,
+    )} per backend first.${oursSettingsLine(o.oursSettings)}`,
   ];
   const per =
     o.network === 'relay'
