@@ -44,6 +44,11 @@ const session = (
 });
 
 const RT = 'refresh-token-AAAAAAAAAAAAAAAAAAAA';
+/** `session(to)` as a rotation from `from` keeps it: it remembers the record that leads to it. */
+const rotatedTo = (store: SessionStore, to: string, from: string) => ({
+  ...session(to),
+  rotatedFrom: [store.id(from)],
+});
 const RT2 = 'refresh-token-BBBBBBBBBBBBBBBBBBBB';
 
 describe('SessionStore', () => {
@@ -81,7 +86,7 @@ describe('SessionStore', () => {
       value: expect.stringMatching(/^v2\.[\w-]+\.[\w-]+\.[\w-]+$/),
       ttl: 60_000,
     });
-    expect(await store.get(RT2)).toEqual(session(RT2));
+    expect(await store.get(RT2)).toEqual(rotatedTo(store, RT2, RT));
   });
 
   it('a record is readable only with its own refresh token, at its own key', async () => {
@@ -122,11 +127,11 @@ describe('SessionStore', () => {
     await store.put(session(RT), 60_000);
     await store.rotate(RT, session(RT2), 60_000);
     expect(await store.get(RT)).toBeUndefined();
-    expect(await store.rotated(RT)).toEqual(session(RT2));
-    expect(await store.get(RT2)).toEqual(session(RT2));
+    expect(await store.rotated(RT)).toEqual(rotatedTo(store, RT2, RT));
+    expect(await store.get(RT2)).toEqual(rotatedTo(store, RT2, RT));
     jest.advanceTimersByTime(10_001);
     expect(await store.rotated(RT)).toBeUndefined();
-    expect(await store.get(RT2)).toEqual(session(RT2));
+    expect(await store.get(RT2)).toEqual(rotatedTo(store, RT2, RT));
   });
 
   it('a rotation keeps the ages of the profile it carries', async () => {
@@ -166,7 +171,7 @@ describe('SessionStore', () => {
     expect([...entries.keys()]).toEqual([
       `bitbucket-rotated:v2:${graceOnly.id(RT)}`,
     ]);
-    expect(await graceOnly.rotated(RT)).toEqual(session(RT2));
+    expect(await graceOnly.rotated(RT)).toEqual(rotatedTo(graceOnly, RT2, RT));
   });
 
   it('a cache outage is a miss, never an error', async () => {
@@ -195,7 +200,41 @@ describe('SessionStore', () => {
     });
     await store.put(session(RT), 60_000);
     expect(await store.get(RT)).toEqual(session(RT));
-    await store.delete(RT);
+    await store.forget([RT]);
     expect(await store.get(RT)).toBeUndefined();
+  });
+
+  it('a logout forgets the session and every rotation record that leads to it', async () => {
+    const { cache, entries } = rawCache();
+    const store = new SessionStore(cache, 'client', {
+      keepSessions: true,
+      graceMs: 10_000,
+    });
+    const RT3 = 'refresh-token-CCCCCCCCCCCCCCCCCCCC';
+    await store.put(session(RT), 60_000);
+    await store.rotate(RT, session(RT2), 60_000);
+    const second = (await store.get(RT2))!;
+    expect(second.rotatedFrom).toEqual([store.id(RT)]);
+    await store.rotate(RT2, { ...second, refreshToken: RT3 }, 60_000);
+    const third = (await store.get(RT3))!;
+    expect(third.rotatedFrom).toEqual([store.id(RT2), store.id(RT)]);
+    expect((await store.rotated(RT))?.refreshToken).toBe(RT2);
+    expect((await store.rotated(RT2))?.refreshToken).toBe(RT3);
+    expect(entries.size).toBe(3); // RT3's session, two rotation records
+
+    await store.forget([RT3], third.rotatedFrom);
+    expect(entries.size).toBe(0);
+    expect(await store.rotated(RT)).toBeUndefined();
+    expect(await store.rotated(RT2)).toBeUndefined();
+    expect(await store.get(RT3)).toBeUndefined();
+  });
+
+  it('remembers no rotation record where none is kept (graceMs 0)', async () => {
+    const store = new SessionStore(rawCache().cache, 'client', {
+      keepSessions: true,
+      graceMs: 0,
+    });
+    await store.rotate(RT, session(RT2), 60_000);
+    expect((await store.get(RT2))?.rotatedFrom).toBeUndefined();
   });
 });

@@ -28,7 +28,15 @@ export interface StoredSession {
   membershipFetchedAt: number;
   /** Of the workspace settings that checked the profile. */
   fingerprint: string;
+  /**
+   * The storage ids of the older refresh tokens whose rotation records lead
+   * here, newest first: a logout removes them with the session.
+   */
+  rotatedFrom?: string[];
 }
+
+/** Rotation records a session remembers as leading to it. */
+const MAX_ROTATED_FROM = 5;
 
 /** Options of {@link SessionStore}. */
 export interface SessionStoreOptions {
@@ -113,13 +121,23 @@ export class SessionStore {
     session: StoredSession,
     ttlMs: number,
   ): Promise<void> {
-    const writes = [this.put(session, ttlMs)];
-    if (from !== session.refreshToken) {
-      writes.push(this.#delete(SESSION + this.id(from)));
-      if (this.#options.graceMs > 0) {
-        writes.push(this.#write(ROTATED, from, session, this.#options.graceMs));
-      }
+    if (from === session.refreshToken) {
+      await this.put(session, ttlMs);
+      return;
     }
+    const writes = [this.#delete(SESSION + this.id(from))];
+    let linked = session;
+    if (this.#options.graceMs > 0) {
+      linked = {
+        ...session,
+        rotatedFrom: [this.id(from), ...(session.rotatedFrom ?? [])].slice(
+          0,
+          MAX_ROTATED_FROM,
+        ),
+      };
+      writes.push(this.#write(ROTATED, from, linked, this.#options.graceMs));
+    }
+    writes.push(this.put(linked, ttlMs));
     await Promise.all(writes);
   }
 
@@ -129,9 +147,25 @@ export class SessionStore {
     return this.#read(ROTATED, refreshToken);
   }
 
-  /** Forgets the session of this refresh token (logout). */
-  async delete(refreshToken: string): Promise<void> {
-    await this.#delete(SESSION + this.id(refreshToken));
+  /**
+   * Forgets sessions (logout): the records of these refresh tokens, the
+   * rotation records they left, and the rotation records `rotatedFrom`
+   * names, so that no older cookie reaches the session in its grace period.
+   */
+  async forget(
+    refreshTokens: string[],
+    rotatedFrom: unknown[] = [],
+  ): Promise<void> {
+    const keys = new Set([
+      ...refreshTokens.flatMap(token => [
+        SESSION + this.id(token),
+        ROTATED + this.id(token),
+      ]),
+      ...rotatedFrom
+        .filter((id): id is string => typeof id === 'string' && id !== '')
+        .map(id => ROTATED + id),
+    ]);
+    await Promise.all([...keys].map(key => this.#delete(key)));
   }
 
   async #read(

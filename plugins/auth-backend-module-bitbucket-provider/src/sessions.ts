@@ -114,9 +114,18 @@ export class Sessions {
     return flight;
   }
 
-  /** Forgets the session: its access token is not served again. */
+  /**
+   * Forgets the session (logout): its access token is not served again, and
+   * no older refresh token reaches it through a rotation record, whichever
+   * cookie of the session the logout carried.
+   */
   async ended(refreshToken: string | undefined): Promise<void> {
-    if (refreshToken) await this.#store.delete(refreshToken);
+    if (!refreshToken) return;
+    const { token, stored } = await this.#latest(refreshToken);
+    await this.#store.forget(
+      [refreshToken, token].filter((t, i, all) => all.indexOf(t) === i),
+      Array.isArray(stored?.rotatedFrom) ? stored!.rotatedFrom : [],
+    );
   }
 
   async #refresh(refreshToken: string, scope: string): Promise<Result> {
@@ -298,7 +307,11 @@ export class Sessions {
     requestedScope: string,
     kept: Pick<
       StoredSession,
-      'profile' | 'identityFetchedAt' | 'membershipFetchedAt' | 'fingerprint'
+      | 'profile'
+      | 'identityFetchedAt'
+      | 'membershipFetchedAt'
+      | 'fingerprint'
+      | 'rotatedFrom'
     >,
   ): StoredSession {
     return {
@@ -316,6 +329,7 @@ export class Sessions {
       identityFetchedAt: kept.identityFetchedAt,
       membershipFetchedAt: kept.membershipFetchedAt,
       fingerprint: kept.fingerprint,
+      rotatedFrom: kept.rotatedFrom,
     };
   }
 }

@@ -130,6 +130,44 @@ describe('sessions survive rotating refresh tokens', () => {
     );
   });
 
+  /** A /logout as the app sends it, with this refresh cookie. */
+  const logoutWith = (refreshToken: string) =>
+    request(world!.target)
+      .post(`${P}/logout?env=development`)
+      .set('X-Requested-With', 'XMLHttpRequest')
+      .set('Cookie', `${COOKIE}=${refreshToken}`);
+
+  const INVALID_REFRESH_TOKEN =
+    /^Refresh failed; caused by AuthenticationError: Your Bitbucket session has expired or was revoked \(Bitbucket said: "The refresh token is invalid\."\)\. Sign in again\.$/;
+
+  describe('logout ends the session within the grace period too', () => {
+    it('the cookie from before the last rotation is refused after a logout with the current one', async () => {
+      const first = await signedIn({});
+      const page = await refreshWith(world!, first); // rotates
+      const current = setCookie(page)!;
+      expect(current).toBeDefined();
+      expect(current).not.toBe(first);
+      expect((await logoutWith(current)).status).toBe(200);
+
+      // a copy of the old cookie, replayed within the 60 s grace period
+      const replay = await refreshWith(world!, first);
+      expect(replay.status).toBe(401);
+      expect(replay.body.error.message).toMatch(INVALID_REFRESH_TOKEN);
+      expect(replay.text).not.toContain('backstageIdentity');
+    });
+
+    it('a logout with the old cookie (its rotation answer was lost) ends the rotated session for it', async () => {
+      const first = await signedIn({});
+      expect((await refreshWith(world!, first)).status).toBe(200); // never reaches the browser
+      expect((await logoutWith(first)).status).toBe(200);
+
+      const replay = await refreshWith(world!, first);
+      expect(replay.status).toBe(401);
+      expect(replay.body.error.message).toMatch(INVALID_REFRESH_TOKEN);
+      expect(replay.text).not.toContain('backstageIdentity');
+    });
+  });
+
   it('a page load answers from the cache while the access token lives, and a wider scope goes to Bitbucket', async () => {
     world = await startHardeningWorld({
       users: [JANE],
