@@ -110,6 +110,28 @@ describe('fault injection', () => {
     expect(body.display_name).toBe('Jane Doe');
   });
 
+  it('sets top-level fields with setFields, after omitFields', async () => {
+    emulator.setFaults({
+      endpoints: {
+        '/2.0/user': {
+          omitFields: ['links'],
+          setFields: { display_name: 'Someone Else', links: { x: 1 } },
+        },
+      },
+    });
+    const body = (await getApi(emulator, '/2.0/user', token)).json();
+    expect(body.display_name).toBe('Someone Else');
+    expect(body.links).toEqual({ x: 1 });
+    expect(body.uuid).toBe('{3f1c2a8e-5b7d-4e29-9a61-0c4d8b2e7f15}');
+    expect(() =>
+      emulator.setFaults({
+        endpoints: { '/2.0/user': { setFields: ['values'] } as any },
+      }),
+    ).toThrow(
+      "Invalid fault configuration: endpoints['/2.0/user'].setFields must be an object of field names and values",
+    );
+  });
+
   it('hangs: the client times out, the call is recorded as 0, close() still resolves', async () => {
     emulator.setFaults({ endpoints: { '/2.0/user': { hang: true } } });
     const started = performance.now();

@@ -21,6 +21,11 @@ export interface EndpointFault {
   latencyMs?: number;
   /** Answer normally but delete these top-level fields from the JSON body. */
   omitFields?: string[];
+  /**
+   * Answer normally but set these top-level fields of the JSON body (after
+   * `omitFields`), e.g. `{ "values": [] }` or a `next` link to elsewhere.
+   */
+  setFields?: Record<string, unknown>;
 }
 
 /**
@@ -113,6 +118,7 @@ export function validateFaults(value: unknown): FaultConfig {
       'malformedJson',
       'latencyMs',
       'omitFields',
+      'setFields',
     ];
     for (const key of Object.keys(f)) {
       if (!known.includes(key)) {
@@ -177,6 +183,16 @@ export function validateFaults(value: unknown): FaultConfig {
         fail(`${at}.omitFields`, 'must be a list of field names');
       }
       fault.omitFields = [...(f.omitFields as string[])];
+    }
+    if (f.setFields !== undefined) {
+      if (
+        typeof f.setFields !== 'object' ||
+        f.setFields === null ||
+        Array.isArray(f.setFields)
+      ) {
+        fail(`${at}.setFields`, 'must be an object of field names and values');
+      }
+      fault.setFields = { ...(f.setFields as Record<string, unknown>) };
     }
     result.endpoints[path] = fault;
   }

@@ -6,7 +6,8 @@ import type {
 
 /**
  * One request being answered. Every answer goes through {@link send}, so the
- * call record and the `malformedJson`/`omitFields` faults apply in one place.
+ * call record and the `malformedJson`/`omitFields`/`setFields` faults apply in
+ * one place.
  */
 export interface Exchange {
   req: IncomingMessage;
@@ -20,6 +21,8 @@ export interface Exchange {
   malformedJson?: boolean;
   /** Delete these top-level fields from JSON bodies. */
   omitFields?: string[];
+  /** Set these top-level fields of JSON bodies (after `omitFields`). */
+  setFields?: Record<string, unknown>;
   /** Called once with the status just before the answer is written. */
   onAnswer(status: number): void;
 }
@@ -42,7 +45,7 @@ export function send(
   ex.res.end(body);
 }
 
-/** Sends a JSON body, applying the `omitFields` and `malformedJson` faults. */
+/** Sends a JSON body, applying the `omitFields`, `setFields` and `malformedJson` faults. */
 export function sendJson(
   ex: Exchange,
   status: number,
@@ -56,6 +59,9 @@ export function sendJson(
       delete copy[field];
     }
     body = copy;
+  }
+  if (ex.setFields && isPlainObject(body)) {
+    body = { ...body, ...ex.setFields };
   }
   let text = JSON.stringify(body);
   let answerStatus = status;

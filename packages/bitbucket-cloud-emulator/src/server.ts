@@ -242,6 +242,7 @@ export async function startEmulator(
       }
       ex.malformedJson = fault?.malformedJson;
       ex.omitFields = fault?.omitFields;
+      ex.setFields = fault?.setFields;
       route(ex);
     } catch {
       if (!lifetime.signal.aborted) {

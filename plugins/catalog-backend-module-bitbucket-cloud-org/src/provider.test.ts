@@ -1,4 +1,6 @@
 import { UserEntity } from '@backstage/catalog-model';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { defaultBitbucketCloudUserTransformer } from './transformers';
 import {
   ACME,
@@ -10,6 +12,24 @@ import {
   ProviderWorld,
   startProviderWorld,
 } from './__testUtils__/world';
+
+/** A loopback server that records what reaches it (and answers nothing useful). */
+async function startRecorder() {
+  const requests: string[] = [];
+  const server = createServer((req, res) => {
+    requests.push(
+      `${req.method} ${req.url} ${req.headers.authorization ?? ''}`,
+    );
+    res.writeHead(404).end();
+  });
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    close: () => new Promise<void>(resolve => server.close(() => resolve())),
+  };
+}
 
 const KEPT =
   ' The catalog keeps the users and groups of the last successful run.';
@@ -315,6 +335,39 @@ describe('BitbucketCloudOrgEntityProvider against the emulator', () => {
         'Bitbucket answered GET /2.0/workspaces/acme/members with a body that is not JSON.',
       );
       expect(world.mutations).toHaveLength(1);
+    });
+
+    it('an answer with no members at all changes nothing', async () => {
+      const message = await failAfterOneGoodRun(w =>
+        w.emulator.setFaults({
+          endpoints: {
+            '/2.0/workspaces/acme/members': { setFields: { values: [] } },
+          },
+        }),
+      );
+      expect(message).toBe(
+        "Bitbucket answered GET /2.0/workspaces/acme/members with no members at all, though a workspace always has its owner; nothing is changed on such an answer. Try again later; if it persists, check that 'catalog.providers.bitbucketCloudOrg.test.apiBaseUrl' points at Bitbucket Cloud (https://api.bitbucket.org/2.0).",
+      );
+    });
+
+    it("a 'next' link to another host is not followed: the token never leaves apiBaseUrl", async () => {
+      const elsewhere = await startRecorder();
+      try {
+        const next = `${elsewhere.url}/2.0/workspaces/acme/members?page=2`;
+        const message = await failAfterOneGoodRun(w =>
+          w.emulator.setFaults({
+            endpoints: {
+              '/2.0/workspaces/acme/members': { setFields: { next } },
+            },
+          }),
+        );
+        expect(message).toBe(
+          `Bitbucket answered GET /2.0/workspaces/acme/members with a 'next' link outside ${world.emulator.url}/2.0 (${next}). Try again later; if it persists, check that 'catalog.providers.bitbucketCloudOrg.test.apiBaseUrl' points at Bitbucket Cloud (https://api.bitbucket.org/2.0).`,
+        );
+        expect(elsewhere.requests).toEqual([]);
+      } finally {
+        await elsewhere.close();
+      }
     });
 
     it('the token endpoint refuses the consumer', async () => {
