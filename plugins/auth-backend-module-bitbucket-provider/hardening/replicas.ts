@@ -571,6 +571,21 @@ async function runFlow(options: {
     `after the logout, /refresh on B has no session (HTTP ${after.status})`,
     after.status === 401,
   );
+  // a copy of the cookie from before the last rotation (the lost answer's),
+  // replayed on B within the grace period: the logout ended it too
+  const replay = await fetch(
+    `${B}/api/auth/bitbucket/refresh?optional&env=development&scope=account`,
+    {
+      headers: {
+        'x-requested-with': 'XMLHttpRequest',
+        cookie: `bitbucket-refresh-token=${oldCookie}`,
+      },
+    },
+  );
+  check(
+    `after the logout on A, the cookie from before the last rotation, replayed on B within the grace period, has no session (HTTP ${replay.status})`,
+    replay.status === 401,
+  );
 
   // give the request logs a moment to flush, then scan both replicas' logs
   await new Promise(r => setTimeout(r, 500));
