@@ -150,18 +150,18 @@ export class SessionStore {
   /**
    * Forgets sessions (logout): the records of these refresh tokens, the
    * rotation records they left, and the rotation records `rotatedFrom`
-   * names, so that no older cookie reaches the session in its grace period.
+   * names (as a decrypted record holds it: anything but a list of ids is
+   * ignored), so that no older cookie reaches the session in its grace
+   * period. Keys named twice are deleted once.
    */
-  async forget(
-    refreshTokens: string[],
-    rotatedFrom: unknown[] = [],
-  ): Promise<void> {
+  async forget(refreshTokens: string[], rotatedFrom?: unknown): Promise<void> {
+    const ids = Array.isArray(rotatedFrom) ? rotatedFrom : [];
     const keys = new Set([
       ...refreshTokens.flatMap(token => [
         SESSION + this.id(token),
         ROTATED + this.id(token),
       ]),
-      ...rotatedFrom
+      ...ids
         .filter((id): id is string => typeof id === 'string' && id !== '')
         .map(id => ROTATED + id),
     ]);

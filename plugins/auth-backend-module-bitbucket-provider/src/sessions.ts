@@ -122,10 +122,7 @@ export class Sessions {
   async ended(refreshToken: string | undefined): Promise<void> {
     if (!refreshToken) return;
     const { token, stored } = await this.#latest(refreshToken);
-    await this.#store.forget(
-      [refreshToken, token].filter((t, i, all) => all.indexOf(t) === i),
-      Array.isArray(stored?.rotatedFrom) ? stored!.rotatedFrom : [],
-    );
+    await this.#store.forget([refreshToken, token], stored?.rotatedFrom);
   }
 
   async #refresh(refreshToken: string, scope: string): Promise<Result> {

@@ -46,6 +46,10 @@ function setCookie(res: request.Response): string | undefined {
   return values[values.length - 1];
 }
 
+/** What a refresh with a refresh token Bitbucket no longer knows answers. */
+const INVALID_REFRESH_TOKEN =
+  /^Refresh failed; caused by AuthenticationError: Your Bitbucket session has expired or was revoked \(Bitbucket said: "The refresh token is invalid\."\)\. Sign in again\.$/;
+
 const tokenCalls = (world: HardeningWorld) =>
   world.emulator.calls().filter(c => c.path === '/site/oauth2/access_token')
     .length;
@@ -125,9 +129,7 @@ describe('sessions survive rotating refresh tokens', () => {
     await new Promise(r => setTimeout(r, 1100));
     const late = await refreshWith(world!, first);
     expect(late.status).toBe(401);
-    expect(late.body.error.message).toMatch(
-      /^Refresh failed; caused by AuthenticationError: Your Bitbucket session has expired or was revoked \(Bitbucket said: "The refresh token is invalid\."\)\. Sign in again\.$/,
-    );
+    expect(late.body.error.message).toMatch(INVALID_REFRESH_TOKEN);
   });
 
   /** A /logout as the app sends it, with this refresh cookie. */
@@ -136,9 +138,6 @@ describe('sessions survive rotating refresh tokens', () => {
       .post(`${P}/logout?env=development`)
       .set('X-Requested-With', 'XMLHttpRequest')
       .set('Cookie', `${COOKIE}=${refreshToken}`);
-
-  const INVALID_REFRESH_TOKEN =
-    /^Refresh failed; caused by AuthenticationError: Your Bitbucket session has expired or was revoked \(Bitbucket said: "The refresh token is invalid\."\)\. Sign in again\.$/;
 
   describe('logout ends the session within the grace period too', () => {
     it('the cookie from before the last rotation is refused after a logout with the current one', async () => {
