@@ -13,6 +13,8 @@ import {
 } from './protocol';
 import { pinProcess } from './cpuPinning';
 import { CLIENT_ID, CLIENT_SECRET, WORKSPACE } from './users';
+// eslint-disable-next-line @backstage/no-forbidden-package-imports
+import { KNOWN_KEYS } from '@bitbucket-signin/backstage-plugin-auth-backend-module-bitbucket-provider/src/config';
 
 /** Environments of ours: the default profile cache (15 min), and none. */
 export const ENV_CACHED = 'development';
@@ -48,12 +50,7 @@ async function freePort(): Promise<number> {
 const relayUrl = (relay: { port: number }) => `https://127.0.0.1:${relay.port}`;
 
 /** Whether our module reads this key under `auth.providers.bitbucket.<env>`. */
-function moduleReads(key: string): boolean {
-  const {
-    KNOWN_KEYS,
-  }: typeof import('@bitbucket-signin/backstage-plugin-auth-backend-module-bitbucket-provider/src/config') =
-    // eslint-disable-next-line @backstage/no-forbidden-package-imports
-    require('@bitbucket-signin/backstage-plugin-auth-backend-module-bitbucket-provider/src/config');
+export function moduleReads(key: string): boolean {
   return (KNOWN_KEYS as readonly string[]).includes(key);
 }
 

@@ -6,6 +6,7 @@ import {
   runBenchmark,
   SMOKE_OPTIONS,
 } from './bench';
+import { moduleReads } from './backends';
 import { BACKEND_KINDS, BackendKind } from './protocol';
 // eslint-disable-next-line @backstage/no-forbidden-package-imports
 import { KNOWN_KEYS } from '@bitbucket-signin/backstage-plugin-auth-backend-module-bitbucket-provider/src/config';
@@ -78,7 +79,7 @@ function oursSetting(arg: string): [string, unknown] {
       `--ours expects <key>=<value>, e.g. profileCacheTtl=30m, got '${arg}'`,
     );
   }
-  if (!(KNOWN_KEYS as readonly string[]).includes(key)) {
+  if (!moduleReads(key)) {
     throw new Error(
       `--ours: '${key}' is not a key of the module's provider config; use one of ${KNOWN_KEYS.filter(
         k => !BENCH_KEYS.includes(k),
