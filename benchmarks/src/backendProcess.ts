@@ -102,6 +102,7 @@ function sample(): ProcessSample {
     rssBytes: memory.rss,
     peakRssBytes: peakRssBytes(),
     heapUsedBytes: memory.heapUsed,
+    heapTotalBytes: memory.heapTotal,
   };
 }
 

@@ -43,6 +43,9 @@ describe('yarn bench --smoke', () => {
     for (const backend of json.backends) {
       expect(backend.rssBeforeMb).toBeGreaterThan(0);
       expect(backend.rssAfterMb).toBeGreaterThan(0);
+      // native memory and code: tens of MB in any Node process
+      expect(backend.outsideHeapBeforeMb).toBeGreaterThan(10);
+      expect(backend.outsideHeapAfterSeriesMb).toBeGreaterThan(10);
     }
     expect(json.cells).toHaveLength(3);
     for (const cell of json.cells) {

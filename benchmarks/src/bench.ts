@@ -195,6 +195,10 @@ export interface BackendInfo {
   /** After all latencies, before the session model (after a full GC), MB: the figure compared. */
   rssAfterSeriesMb: number;
   heapUsedAfterSeriesMb: number;
+  /** RSS minus V8's committed heap after start-up, MB: native memory and code. */
+  outsideHeapBeforeMb: number;
+  /** The same when `rssAfterSeriesMb` is taken, MB. */
+  outsideHeapAfterSeriesMb: number;
   /** The backend's log file, when kept (--keep-logs). */
   log: string | null;
 }
@@ -640,6 +644,8 @@ export async function runBenchmark(
         rssAfterLatencyMb: {},
         rssAfterSeriesMb: NaN,
         heapUsedAfterSeriesMb: NaN,
+        outsideHeapBeforeMb: mb(sample.rssBytes - sample.heapTotalBytes),
+        outsideHeapAfterSeriesMb: NaN,
         log: join(runDir, `${kind}.log`),
       });
       log(
@@ -899,8 +905,12 @@ export async function runBenchmark(
     await sleep(KEEP_ALIVE_OUTLIVED_MS);
     for (const backend of backends) {
       const sample = await backend.sample({ gc: true });
-      infos.get(backend.kind)!.rssAfterSeriesMb = mb(sample.rssBytes);
-      infos.get(backend.kind)!.heapUsedAfterSeriesMb = mb(sample.heapUsedBytes);
+      const info = infos.get(backend.kind)!;
+      info.rssAfterSeriesMb = mb(sample.rssBytes);
+      info.heapUsedAfterSeriesMb = mb(sample.heapUsedBytes);
+      info.outsideHeapAfterSeriesMb = mb(
+        sample.rssBytes - sample.heapTotalBytes,
+      );
     }
 
     if (options.session) {

@@ -37,6 +37,11 @@ export interface ProcessSample {
   /** Peak resident set size (VmHWM), bytes. */
   peakRssBytes: number;
   heapUsedBytes: number;
+  /**
+   * V8's heap as committed (`memoryUsage().heapTotal`): the RSS minus this is
+   * memory outside the V8 heap (native: TLS, malloc's arenas, code).
+   */
+  heapTotalBytes: number;
 }
 
 export type ParentMessage =

@@ -298,6 +298,7 @@ export function memoryTable(result: BenchResult): string {
       'RSS before (MB)',
       'RSS after the series (MB)',
       'heap after the series (MB)',
+      'outside the V8 heap: before / after the series (MB)',
       'RSS at the end (MB)',
       'peak RSS (MB)',
       'heap before (MB)',
@@ -309,6 +310,7 @@ export function memoryTable(result: BenchResult): string {
       fmt(b.rssBeforeMb),
       fmt(b.rssAfterSeriesMb),
       fmt(b.heapUsedAfterSeriesMb),
+      `${fmt(b.outsideHeapBeforeMb)} / ${fmt(b.outsideHeapAfterSeriesMb)}`,
       fmt(b.rssAfterMb),
       fmt(b.peakRssMb),
       fmt(b.heapUsedBeforeMb),
@@ -316,6 +318,7 @@ export function memoryTable(result: BenchResult): string {
     ]),
     [
       'left',
+      'right',
       'right',
       'right',
       'right',

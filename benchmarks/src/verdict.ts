@@ -26,6 +26,8 @@ const round2 = (n: number) => Math.round(n * 100) / 100;
  */
 export const HANDSHAKE_CPU_MS = 5;
 const ms = (n: number) => `${n.toFixed(1)} ms`;
+/** A change in MB with its sign, one decimal: `+3.2`, `-0.4`. */
+const signed = (n: number) => `${n >= 0 ? '+' : ''}${n.toFixed(1)}`;
 
 /**
  * The round trips a request cannot do without, for ours. Warm: a sign-in is
@@ -285,7 +287,15 @@ export function judge(run: {
       unit: 'MB',
       comparison: '≤',
       limit: 5,
-      detail: `ours ${oursInfo.rssAfterSeriesMb} MB, upstream ${upInfo.rssAfterSeriesMb} MB (heaps ${oursInfo.heapUsedAfterSeriesMb} and ${upInfo.heapUsedAfterSeriesMb} MB), after a last-resort GC`,
+      detail: `ours ${oursInfo.rssAfterSeriesMb} MB, upstream ${
+        upInfo.rssAfterSeriesMb
+      } MB (heaps ${oursInfo.heapUsedAfterSeriesMb} and ${
+        upInfo.heapUsedAfterSeriesMb
+      } MB), after a last-resort GC; grown over the series outside the V8 heap: ours ${signed(
+        oursInfo.outsideHeapAfterSeriesMb - oursInfo.outsideHeapBeforeMb,
+      )} MB, upstream ${signed(
+        upInfo.outsideHeapAfterSeriesMb - upInfo.outsideHeapBeforeMb,
+      )} MB`,
     });
   }
 
