@@ -19,7 +19,7 @@ import {
 } from './backends';
 import { CpuPinning, pinProcess, planCpuPinning } from './cpuPinning';
 import { Browser, Timed } from './driver';
-import { stringifyJson } from './format';
+import { mb, stringifyJson } from './format';
 import { BenchNetwork, NetworkModel, startBenchNetwork } from './network';
 import { runSessionModel, SessionOptions, SessionResult } from './sessionModel';
 import { judge, Verdict } from './verdict';
@@ -281,7 +281,6 @@ export const METHOD = [
 /** Longer than the backends' keep-alive timeouts. */
 const KEEP_ALIVE_OUTLIVED_MS = 6000;
 
-const mb = (bytes: number) => Math.round((bytes / 1024 / 1024) * 10) / 10;
 const round2 = (n: number) => Math.round(n * 100) / 100;
 const cpuMs = (a: ProcessSample, b: ProcessSample) =>
   (b.cpuUserMicros - a.cpuUserMicros + b.cpuSystemMicros - a.cpuSystemMicros) /

@@ -56,6 +56,10 @@ export function stringifyJson(value: unknown): string {
   return `${print(json, '', '', '')}\n`;
 }
 
+/** Bytes as MB (2^20 bytes), one decimal. */
+export const mb = (bytes: number) =>
+  Math.round((bytes / 1024 / 1024) * 10) / 10;
+
 /** A Markdown table with padded columns; `align` per column. */
 export function markdownTable(
   header: string[],

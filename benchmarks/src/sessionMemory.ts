@@ -4,6 +4,9 @@ import { ConfigReader } from '@backstage/config';
 // eslint-disable-next-line @backstage/no-forbidden-package-imports
 import { SessionStore } from '@bitbucket-signin/backstage-plugin-auth-backend-module-bitbucket-provider/src/sessionStore';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { markdownTable, mb } from './format';
 
 /**
  * What one live session costs in memory: `yarn bench:session-memory`.
@@ -64,7 +67,11 @@ function session(i: number) {
   };
 }
 
-const mb = (bytes: number) => Math.round((bytes / 1048576) * 10) / 10;
+/** V8's full GC, exposed at run time (no `--expose-gc` on the command line needed). */
+function exposedGc(): () => void {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc');
+}
 
 function heapAfterGc(gc: () => void): number {
   gc();
@@ -75,8 +82,8 @@ function heapAfterGc(gc: () => void): number {
 /** Measures `sessions` sessions (at least 1,000 for a steady figure). */
 export async function measureSessionMemory(
   sessions: number,
-  gc: () => void,
 ): Promise<SessionMemoryResult> {
+  const gc = exposedGc();
   const cache = CacheManager.fromConfig(new ConfigReader({})).forPlugin('auth');
   const store = new SessionStore(cache, 'bench-client-id', {
     keepSessions: true,
@@ -120,4 +127,29 @@ export async function measureSessionMemory(
     heapBytesPerSession: Math.round((after - before) / sessions),
     readBack: `${found} of ${checked.length}`,
   };
+}
+
+/** The result as the Markdown table `yarn bench:session-memory` prints. */
+export function sessionMemoryTable(result: SessionMemoryResult): string {
+  return markdownTable(
+    [
+      'sessions',
+      'sealed record (chars)',
+      'its JSON (chars)',
+      'heap before / after (MB)',
+      'heap per session (bytes)',
+      'read back',
+    ],
+    [
+      [
+        String(result.sessions),
+        String(result.sealedChars),
+        String(result.plainJsonChars),
+        `${result.heapBeforeMb} / ${result.heapAfterMb}`,
+        String(result.heapBytesPerSession),
+        result.readBack,
+      ],
+    ],
+    ['right', 'right', 'right', 'right', 'right', 'left'],
+  );
 }
