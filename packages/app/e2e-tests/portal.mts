@@ -89,7 +89,11 @@ function stopGroup(child: ChildProcess): Promise<void> {
 }
 
 export async function startPortal(
-  options: { emulatorLatencyMs?: number } = {},
+  options: {
+    emulatorLatencyMs?: number;
+    /** The emulator's access token lifetime (default 7200 s). */
+    accessTokenTtlSeconds?: number;
+  } = {},
 ): Promise<Portal> {
   if (!existsSync(join(REPO_ROOT, 'packages/app/dist/index.html'))) {
     throw new Error(
@@ -160,6 +164,9 @@ export async function startPortal(
       join(dir, 'seed.yaml'),
       '--latency',
       String(options.emulatorLatencyMs ?? 0),
+      ...(options.accessTokenTtlSeconds
+        ? ['--access-token-ttl', String(options.accessTokenTtlSeconds)]
+        : []),
     ],
     REPO_ROOT,
   );

@@ -20,7 +20,8 @@ describe('client-credentials grant', () => {
     expect(res.headers['cache-control']).toBe('no-store');
     expect(res.json()).toEqual({
       access_token: expect.stringMatching(/^[A-Za-z0-9_-]{64}$/),
-      scope: 'account email team',
+      scope:
+        'account email team project pullrequest pullrequest:write snippet snippet:write issue issue:write',
       expires_in: 7200,
       token_type: 'bearer',
       state: 'client_credentials',
@@ -40,7 +41,9 @@ describe('client-credentials grant', () => {
     });
     expect(res.status).toBe(200);
     const body = res.json();
-    expect(body.scopes).toBe('account email team');
+    expect(body.scopes).toBe(
+      'account email team project pullrequest pullrequest:write snippet snippet:write issue issue:write',
+    );
     expect(body.scope).toBeUndefined();
     expect(body.expires_in).toBe(60);
   });

@@ -78,7 +78,7 @@ describe('authorize endpoint', () => {
   it('redirects with invalid_scope naming the scopes beyond the consumer, echoing state', async () => {
     const res = await httpRequest(
       authorizeUrl(emulator, {
-        scope: 'account repository pullrequest',
+        scope: 'account repository pipeline',
         state: 'st+/=ä',
       }),
     );
@@ -94,7 +94,7 @@ describe('authorize endpoint', () => {
     ]);
     expect(location.searchParams.get('error')).toBe('invalid_scope');
     expect(location.searchParams.get('error_description')).toBe(
-      "These requested scopes are beyond the OAuth client's own scopes: repository pullrequest",
+      "These requested scopes are beyond the OAuth client's own scopes: repository pipeline",
     );
     expect(location.searchParams.get('state')).toBe('st+/=ä');
   });
@@ -344,7 +344,9 @@ describe('token endpoint', () => {
     const res = await postToken(emulator, exchange(code), {
       authorization: BASIC,
     });
-    expect(res.json().scope).toBe('account email team');
+    expect(res.json().scope).toBe(
+      'account email team project pullrequest pullrequest:write snippet snippet:write issue issue:write',
+    );
   });
 
   it('accepts a code only once', async () => {
@@ -483,7 +485,9 @@ describe('token endpoint', () => {
     expect(refreshed.status).toBe(200);
     const second = refreshed.json();
     expect(second.state).toBe('refresh_token');
-    expect(second.scope).toBe('account email team');
+    expect(second.scope).toBe(
+      'account email team project pullrequest pullrequest:write snippet snippet:write issue issue:write',
+    );
     expect(second.refresh_token).not.toBe(first.refresh_token);
     expect(second.access_token).not.toBe(first.access_token);
 
