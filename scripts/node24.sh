@@ -17,13 +17,15 @@ COPY="${NODE24_DIR:-$SOURCE_ROOT/.node24}"
 
 printf '\033[1m[node24]\033[0m copying the working tree into %s\n' "$COPY" >&2
 mkdir -p "$COPY"
-# files of an earlier copy that are gone from the working tree must not stay
-# (a deleted test would still run): remove all but the installs and caches
-find "$COPY" -mindepth 1 \( -name node_modules -o -path "$COPY/.tools" -o -path "$COPY/.yarn" \) -prune \
-  -o -type f -print0 | xargs -0 -r rm -f
+list="$(mktemp)"
 (cd "$SOURCE_ROOT" && git ls-files -z --cached --others --exclude-standard |
-  while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done |
-  tar --null -T - -cf -) | tar -xf - -C "$COPY"
+  while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done) >"$list"
+# files of an earlier copy that are gone from the working tree must not stay
+# (a deleted test would still run); installs and build outputs stay
+(cd "$COPY" && find . \( -name node_modules -o -name dist -o -name dist-types -o -path ./.tools -o -path ./.yarn \) -prune \
+  -o -type f -printf '%P\0' | sort -z | comm -z -23 - <(sort -z "$list") | xargs -0 -r rm -f)
+(cd "$SOURCE_ROOT" && tar --null -T "$list" -cf -) | tar -xf - -C "$COPY"
+rm -f "$list"
 
 export NODE_MAJOR=24
 cd "$COPY"

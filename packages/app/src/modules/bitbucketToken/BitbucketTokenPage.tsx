@@ -10,12 +10,25 @@ import {
   discoveryApiRef,
   useApi,
 } from '@backstage/frontend-plugin-api';
-import { scmAuthApiRef } from '@backstage/integration-react';
+import {
+  scmAuthApiRef,
+  ScmAuthTokenOptions,
+} from '@backstage/integration-react';
 import Button from '@material-ui/core/Button';
 import Typography from '@material-ui/core/Typography';
 import { BITBUCKET_BASE_URL_KEY } from './scmAuthApi';
 
 type Ask = 'read' | 'write' | 'pipelines';
+
+/** What each button adds to ScmAuth.forBitbucket's default scopes. */
+const ADDITIONAL_SCOPE: Record<
+  Ask,
+  ScmAuthTokenOptions['additionalScope'] | undefined
+> = {
+  read: undefined,
+  write: { repoWrite: true },
+  pipelines: { customScopes: { bitbucket: ['pipeline'] } },
+};
 
 const ASKS: { ask: Ask; label: string }[] = [
   { ask: 'read', label: 'Ask for a read token' },
@@ -63,12 +76,7 @@ export function BitbucketTokenPage() {
     try {
       const { token } = await scmAuth.getCredentials({
         url: repoUrl,
-        additionalScope:
-          what === 'write'
-            ? { repoWrite: true }
-            : what === 'pipelines'
-            ? { customScopes: { bitbucket: ['pipeline'] } }
-            : undefined,
+        additionalScope: ADDITIONAL_SCOPE[what],
       });
       setResult(`${what} token received (${token.length} characters)`);
       await showScope();
