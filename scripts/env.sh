@@ -48,6 +48,11 @@ REGISTRY="$(cd / && npm config get registry 2>/dev/null | sed 's#/*$##')"
 export YARN_NPM_REGISTRY_SERVER="$REGISTRY"
 export COREPACK_NPM_REGISTRY="$REGISTRY" COREPACK_ENABLE_DOWNLOAD_PROMPT=0
 export YARN_ENABLE_PROGRESS_BARS=false YARN_ENABLE_TELEMETRY=0
+# yarn 4.13 on Node 24 dies when a registry request times out and is retried
+# ("The `onCancel` handler was attached after the promise settled",
+# yarnpkg/berry#7245, fixed by #7249 in a later yarn): on a busy machine,
+# give requests 5 minutes instead of 1 before they time out.
+export YARN_HTTP_TIMEOUT="${YARN_HTTP_TIMEOUT:-300000}"
 
 # A `yarn` command that runs the repo's pinned release (yarnPath) with this Node.
 mkdir -p "$TOOLS/bin"
