@@ -90,7 +90,7 @@ step "Node 24: a separate install in .node24/ (scripts/node24.sh), then the two 
 node24_started=$SECONDS
 node24_cache="$REPO_ROOT/node_modules/.cache/node24"
 mkdir -p "$node24_cache"
-rm -f "$node24_cache/jest-results.json"
+rm -f "$node24_cache/jest-results.json" "$node24_cache/install-test.log"
 set +e
 # the install, and the declaration files the install test's `yarn build` packs
 ./scripts/node24.sh yarn tsc
