@@ -129,9 +129,7 @@ describe('The Bitbucket token for other plugins (scmAuthApiRef)', () => {
     await readPopup.screenshot({ path: join(SHOTS, 'scm-consent-read.png') });
     await readPopup.getByRole('button', { name: 'Grant access' }).click();
     await readPopup.waitForEvent('close', { timeout: 30_000 });
-    await expect(page.getByRole('status')).toContainText(
-      'read token received',
-    );
+    await expect(page.getByRole('status')).toContainText('read token received');
     assert.deepEqual(await grantedScope(page), sorted([...SIGN_IN, ...READ]));
     // the backend asked Bitbucket for the union: what was granted and what is new
     assert.deepEqual(authorizeScopes(await calls()).map(sorted), [
@@ -144,9 +142,7 @@ describe('The Bitbucket token for other plugins (scmAuthApiRef)', () => {
     await page.reload();
     assert.deepEqual(await grantedScope(page), sorted([...SIGN_IN, ...READ]));
     await page.getByRole('button', { name: 'Ask for a read token' }).click();
-    await expect(page.getByRole('status')).toContainText(
-      'read token received',
-    );
+    await expect(page.getByRole('status')).toContainText('read token received');
     assert.equal(await page.getByRole('dialog').count(), 0, 'no prompt');
     const afterReload = await calls();
     assert.deepEqual(authorizeScopes(afterReload), [], 'no consent');
