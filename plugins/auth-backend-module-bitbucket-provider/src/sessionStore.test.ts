@@ -189,9 +189,7 @@ describe('SessionStore', () => {
       graceMs: 10_000,
     });
     await expect(store.put(session(RT), 60_000)).resolves.toBe('kept');
-    await expect(store.rotate(RT, session(RT2), 60_000)).resolves.toBe(
-      'kept',
-    );
+    await expect(store.rotate(RT, session(RT2), 60_000)).resolves.toBe('kept');
     await expect(store.forget([RT])).resolves.toBeUndefined();
     await expect(store.isEnded(RT)).resolves.toBe(false);
     await expect(store.get(RT)).resolves.toBeUndefined();
@@ -248,7 +246,10 @@ describe('SessionStore', () => {
     const store = (cache: CacheService, keepSessions = true) =>
       new SessionStore(cache, 'client', { keepSessions, graceMs: 10_000 });
     const tokens = (n: number) =>
-      Array.from({ length: n }, (_, i) => `refresh-token-${i}-${'Z'.repeat(20)}`);
+      Array.from(
+        { length: n },
+        (_, i) => `refresh-token-${i}-${'Z'.repeat(20)}`,
+      );
 
     it('a rotation that lands after the logout writes nothing live', async () => {
       const { cache } = rawCache();
