@@ -243,6 +243,24 @@ export class SessionStore {
     const ids = (Array.isArray(rotatedFrom) ? rotatedFrom : []).filter(
       (id): id is string => typeof id === 'string' && id !== '',
     );
+    await this.tombstone(refreshTokens);
+    const keys = new Set([
+      ...refreshTokens.flatMap(token => [
+        SESSION + this.id(token),
+        ROTATED + this.id(token),
+        CHAIN + this.id(token),
+      ]),
+      ...ids.map(id => ROTATED + id),
+    ]);
+    await Promise.all([...keys].map(key => this.#delete(key)));
+  }
+
+  /**
+   * The first half of a logout: a tombstone under these refresh tokens and
+   * the sessions (chains) they belong to, deleting nothing yet, so that
+   * the caller can still follow the rotation records they left.
+   */
+  async tombstone(refreshTokens: string[]): Promise<void> {
     const chains = await Promise.all(refreshTokens.map(t => this.chainOf(t)));
     const ended = new Set([
       ...refreshTokens.map(token => this.id(token)),
@@ -257,15 +275,6 @@ export class SessionStore {
           .catch(() => undefined),
       ),
     );
-    const keys = new Set([
-      ...refreshTokens.flatMap(token => [
-        SESSION + this.id(token),
-        ROTATED + this.id(token),
-        CHAIN + this.id(token),
-      ]),
-      ...ids.map(id => ROTATED + id),
-    ]);
-    await Promise.all([...keys].map(key => this.#delete(key)));
   }
 
   /** Whether any of these storage ids (tokens, sessions) has a tombstone. */

@@ -473,6 +473,42 @@ describe('Sessions', () => {
       expect(endpoint.isValid(rotatedTo)).toBe(false);
     });
 
+    it('a rotation another replica finishes just before the logout’s tombstone: its new token is ended and dead at Bitbucket too', async () => {
+      const { cache } = lazyMemoryCache();
+      const endpoint = nearExpiry();
+      let beforeTombstone: (() => Promise<unknown>) | undefined;
+      // the logout's tombstone reaches the shared cache only after B's rotation
+      const slowTombstones: CacheService = {
+        ...cache,
+        async set(key, value, options) {
+          if (key.startsWith('bitbucket-ended:') && beforeTombstone) {
+            const run = beforeTombstone;
+            beforeTombstone = undefined;
+            await run();
+          }
+          return cache.set(key, value, options);
+        },
+        withOptions: () => slowTombstones,
+      };
+      const a = setup({ cache: slowTombstones, endpoint });
+      const b = setup({ cache, endpoint });
+      const token = endpoint.issue();
+      await a.sessions.started(token, a.profiles.profile);
+      let onB: string | undefined;
+      beforeTombstone = async () => {
+        onB = (await b.sessions.refresh(token.refreshToken!, SCOPE)).session
+          .refreshToken;
+      };
+      await a.sessions.ended(token.refreshToken);
+      expect(onB).toEqual(expect.any(String));
+      expect(endpoint.isValid(onB!)).toBe(false);
+      const calls = endpoint.calls;
+      await expect(b.sessions.refresh(onB!, SCOPE)).rejects.toMatchObject(
+        ENDED,
+      );
+      expect(endpoint.calls).toBe(calls);
+    });
+
     it('a roles re-check that finishes after a concurrent rotation does not bring back the old token’s record', async () => {
       const time = clock();
       const { sessions, endpoint, profiles, store } = setup({

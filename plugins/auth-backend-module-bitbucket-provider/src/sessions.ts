@@ -142,16 +142,17 @@ export class Sessions {
     if (!refreshToken) return;
     const deadline = new Deadline(this.#settings.signInTimeoutMs);
     const first = await this.#latest(refreshToken);
-    await this.#store.forget(
-      [refreshToken, first.token],
-      first.stored?.rotatedFrom,
-    );
+    await this.#store.tombstone([refreshToken, first.token]);
     // a rotation that finished before the tombstone was written (here or on
     // another replica) left a rotation record: end its new token too
     const last = await this.#latest(first.token, { evenEnded: true });
-    if (last.token !== first.token) {
-      await this.#store.forget([last.token], last.stored?.rotatedFrom);
-    }
+    await this.#store.forget(
+      [refreshToken, first.token, last.token],
+      [
+        ...(first.stored?.rotatedFrom ?? []),
+        ...(last.stored?.rotatedFrom ?? []),
+      ],
+    );
     await Promise.all(
       [...new Set([refreshToken, last.token])].map(token =>
         this.#revoke(token, deadline),
