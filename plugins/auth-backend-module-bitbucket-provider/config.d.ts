@@ -40,8 +40,9 @@ export interface Config {
           /** Milliseconds before a call to Bitbucket is abandoned. Default 10000. */
           requestTimeout?: number;
           /**
-           * Milliseconds for all the Bitbucket calls of one sign-in or
-           * refresh together (pages and a 429's wait included). Default 30000.
+           * Milliseconds for all the Bitbucket calls of one sign-in,
+           * refresh or logout's revocation together (pages and a 429's wait
+           * included). Default 30000.
            */
           signInTimeout?: number;
           /**

@@ -210,12 +210,17 @@ export function createBitbucketAuthenticator(
           store: new SessionStore(cache, settings.clientId, {
             keepSessions: settings.profileCacheTtlMs > 0,
             graceMs: settings.refreshGracePeriodMs,
+            // outlives every record of a session and every refresh in flight
+            endedMs:
+              Math.max(settings.identityCacheTtlMs, 2 * 60 * 60 * 1000) +
+              settings.signInTimeoutMs,
           }),
           tokens: tokenClient,
           profiles,
           settings,
           // the profile will be fetched: open its connections during the token call
           onProfileRoundAhead: () => preconnectForProfileRound(preconnect),
+          logger,
         }),
         preconnect,
       };
@@ -241,11 +246,11 @@ export function createBitbucketAuthenticator(
         ctx.tokenClient,
         deadline,
       );
-      const fullProfile = await ctx.profiles.forSignIn(
+      const { profile: fullProfile, fetchedAt } = await ctx.profiles.forSignIn(
         token.accessToken,
         deadline,
       );
-      const session = await ctx.sessions.started(token, fullProfile);
+      const session = await ctx.sessions.started(token, fullProfile, fetchedAt);
       return { fullProfile, session };
     },
     async refresh(
@@ -255,7 +260,7 @@ export function createBitbucketAuthenticator(
       return ctx.sessions.refresh(input.refreshToken, input.scope);
     },
     async logout(input, ctx) {
-      // Bitbucket Cloud has no revocation endpoint: forget the session here
+      // ends the session here and, by one rotation, at Bitbucket (sessions.ts)
       await ctx.sessions.ended(input.refreshToken);
     },
   });

@@ -19,6 +19,7 @@ import {
   bitbucketConnections,
   BitbucketConnections,
   DEFAULT_PRECONNECT_HOLD_MS,
+  defaultDispatcherAtLoad,
   readPreconnectPlan,
 } from './connections';
 
@@ -178,6 +179,40 @@ describe('BitbucketConnections', () => {
       expect(connections.opened).toBe(0);
     } finally {
       setGlobalDispatcher(before);
+    }
+  });
+});
+
+describe('the global dispatcher (issue 20)', () => {
+  let connections: BitbucketConnections;
+  beforeEach(() => {
+    connections = new BitbucketConnections();
+  });
+  afterEach(() => connections.close());
+
+  it('a custom Agent the backend set (a CA, pinning, an egress filter) carries every call, and nothing is opened ahead', () => {
+    const before = getGlobalDispatcher();
+    const mine = new Agent({ connect: { rejectUnauthorized: true } });
+    setGlobalDispatcher(mine);
+    try {
+      // (by identity: printing an Agent in a failure message crashes jest)
+      expect(connections.dispatcher() === mine).toBe(true);
+      connections.preconnect('https://127.0.0.1:1', 3, 60_000);
+      expect(connections.opened).toBe(0);
+    } finally {
+      setGlobalDispatcher(before);
+    }
+  });
+
+  it('only an Agent as undici makes it by default counts as the default when it was set before this module loaded', () => {
+    const plain = new Agent();
+    expect(defaultDispatcherAtLoad(plain) === plain).toBe(true);
+    for (const configured of [
+      new Agent({ connect: { ca: 'a custom CA' } }),
+      new Agent({ connections: 4 }),
+      new MockAgent(),
+    ]) {
+      expect(defaultDispatcherAtLoad(configured) === undefined).toBe(true);
     }
   });
 });

@@ -34,11 +34,46 @@ import type { BitbucketProviderSettings } from './config';
  * from where this was written.
  *
  * All calls to Bitbucket go through one process-wide undici Agent whose
- * connector hands out these connections first. When the backend has set a
- * global dispatcher of its own (a proxy, as in Backstage's corporate proxy
- * guide, or a mock), the calls go through that one instead, as `fetch`'s
+ * connector hands out these connections first, but only while the global
+ * dispatcher is Node's default one, compared by identity. When the backend
+ * has set a global dispatcher of its own (a proxy, as in Backstage's
+ * corporate proxy guide, an Agent with a custom CA or pinning, an egress
+ * filter, a mock), the calls go through that one instead, as `fetch`'s
  * would, and nothing is opened ahead.
  */
+
+/**
+ * The global dispatcher when this file loaded, if it is undici's default:
+ * an `Agent` made without options (what Node, or the undici package,
+ * installs when nobody set one). A dispatcher the backend set before this
+ * module loaded is one of its own unless it is such a bare Agent: then
+ * nothing counts as the default and every call goes through the global
+ * dispatcher (only the connections opened ahead are lost). Read through
+ * undici's options record; when that cannot be read, nothing counts as the
+ * default either.
+ */
+export function defaultDispatcherAtLoad(
+  dispatcher: Dispatcher,
+): Dispatcher | undefined {
+  if (dispatcher?.constructor?.name !== 'Agent') return undefined;
+  const key = Object.getOwnPropertySymbols(dispatcher).find(
+    s => s.description === 'options',
+  );
+  const options = key
+    ? ((dispatcher as unknown as Record<symbol, unknown>)[key] as
+        | Record<string, unknown>
+        | undefined)
+    : undefined;
+  if (!options || typeof options !== 'object') return undefined;
+  const bare = Object.entries(options).every(
+    ([name, value]) =>
+      value === undefined || (name === 'maxOrigins' && value === Infinity),
+  );
+  return bare ? dispatcher : undefined;
+}
+
+/** Node's default global dispatcher, by identity (see {@link defaultDispatcherAtLoad}). */
+const NODE_DEFAULT_DISPATCHER = defaultDispatcherAtLoad(getGlobalDispatcher());
 
 /** How long pre-opened connections wait for the callback by default. */
 export const DEFAULT_PRECONNECT_HOLD_MS = 120_000;
@@ -165,13 +200,16 @@ export class BitbucketConnections {
   }
 
   /**
-   * The dispatcher for a call to Bitbucket: the global one when the backend
-   * set one (a proxy), else this pool.
+   * The dispatcher for a call to Bitbucket: this pool while the global
+   * dispatcher is Node's default (the very same object), else the global
+   * one the backend set (a proxy, a custom CA, a mock).
    */
   dispatcher(): Dispatcher {
     const global = getGlobalDispatcher();
-    // undici's plain Agent (Node's own copy or the package's) is the default
-    return global.constructor.name === 'Agent' ? this.#agent : global;
+    return NODE_DEFAULT_DISPATCHER !== undefined &&
+      global === NODE_DEFAULT_DISPATCHER
+      ? this.#agent
+      : global;
   }
 
   /**

@@ -10,12 +10,25 @@ import { workspaceRefusal, workspaceSettingsFingerprint } from './workspaces';
 /** Where a decision was taken, for the audit line. */
 export type Step = 'sign-in' | 'refresh';
 
+/** The checked profile of a sign-in, with when Bitbucket answered it. */
+export interface SignInProfile {
+  profile: BitbucketProfile;
+  /**
+   * When its emails and roles were read (ms since the epoch): now, or
+   * earlier for an account over its budget that reuses its kept profile.
+   */
+  fetchedAt: number;
+}
+
 /**
  * What a sign-in or a refresh fetches from Bitbucket, and the workspace
  * check of the result: the full profile (user, emails and, with an
  * allow-list, workspaces and roles) in one parallel round; the roles alone
  * when only the workspace check is due; and, for an account over its
- * sign-in budget, its kept profile after `GET /2.0/user`.
+ * sign-in budget, its kept profile after `GET /2.0/user`. Only sign-ins
+ * the workspace check admits count against that budget: an account outside
+ * the allowed workspaces cannot switch everyone's sign-ins to
+ * `GET /2.0/user` first.
  */
 export class ProfileSource {
   readonly #client: BitbucketClient;
@@ -46,9 +59,10 @@ export class ProfileSource {
   async forSignIn(
     accessToken: string,
     deadline: Deadline,
-  ): Promise<BitbucketProfile> {
+  ): Promise<SignInProfile> {
     const allowed = this.#settings.workspaces.allowed;
     let profile: BitbucketProfile;
+    let fetchedAt = Date.now();
     let fetched = true;
     if (this.#accounts.identifyFirst) {
       const user = await this.#client.getCurrentUser(accessToken, deadline);
@@ -64,9 +78,10 @@ export class ProfileSource {
       if (kept) {
         // the account as Bitbucket describes it now, its emails and roles as kept
         profile = {
-          ...toBitbucketProfile(user, kept.emails),
-          workspaces: kept.workspaces,
+          ...toBitbucketProfile(user, kept.profile.emails),
+          workspaces: kept.profile.workspaces,
         };
+        fetchedAt = kept.fetchedAt;
         fetched = false;
       } else {
         profile = await this.#client.fetchProfile(
@@ -82,12 +97,13 @@ export class ProfileSource {
         deadline,
       );
     }
+    // refused accounts do not count: they cannot change how others sign in
+    this.check(profile, 'sign-in');
     this.#accounts.record(
       profile.uuid,
       fetched ? { profile, fingerprint: this.fingerprint } : undefined,
     );
-    this.check(profile, 'sign-in');
-    return profile;
+    return { profile, fetchedAt };
   }
 
   /** The checked full profile, for a refresh whose cached one is too old. */

@@ -48,6 +48,7 @@ const RT = 'refresh-token-AAAAAAAAAAAAAAAAAAAA';
 const rotatedTo = (store: SessionStore, to: string, from: string) => ({
   ...session(to),
   rotatedFrom: [store.id(from)],
+  chain: store.id(from),
 });
 const RT2 = 'refresh-token-BBBBBBBBBBBBBBBBBBBB';
 
@@ -168,7 +169,9 @@ describe('SessionStore', () => {
       graceMs: 10_000,
     });
     await graceOnly.rotate(RT, session(RT2), 60_000);
-    expect([...entries.keys()]).toEqual([
+    // the rotation record, and which session RT2 belongs to (for its logout)
+    expect([...entries.keys()].sort()).toEqual([
+      `bitbucket-chain:v2:${graceOnly.id(RT2)}`,
       `bitbucket-rotated:v2:${graceOnly.id(RT)}`,
     ]);
     expect(await graceOnly.rotated(RT)).toEqual(rotatedTo(graceOnly, RT2, RT));
@@ -185,10 +188,10 @@ describe('SessionStore', () => {
       keepSessions: true,
       graceMs: 10_000,
     });
-    await expect(store.put(session(RT), 60_000)).resolves.toBeUndefined();
-    await expect(
-      store.rotate(RT, session(RT2), 60_000),
-    ).resolves.toBeUndefined();
+    await expect(store.put(session(RT), 60_000)).resolves.toBe('kept');
+    await expect(store.rotate(RT, session(RT2), 60_000)).resolves.toBe('kept');
+    await expect(store.forget([RT])).resolves.toBeUndefined();
+    await expect(store.isEnded(RT)).resolves.toBe(false);
     await expect(store.get(RT)).resolves.toBeUndefined();
     await expect(store.rotated(RT)).resolves.toBeUndefined();
   });
@@ -199,7 +202,10 @@ describe('SessionStore', () => {
       graceMs: 10_000,
     });
     await store.put(session(RT), 60_000);
-    expect(await store.get(RT)).toEqual(session(RT));
+    expect(await store.get(RT)).toEqual({
+      ...session(RT),
+      chain: store.id(RT),
+    });
     await store.forget([RT]);
     expect(await store.get(RT)).toBeUndefined();
   });
@@ -223,10 +229,81 @@ describe('SessionStore', () => {
     expect(entries.size).toBe(3); // RT3's session, two rotation records
 
     await store.forget([RT3], third.rotatedFrom);
-    expect(entries.size).toBe(0);
+    // only the tombstones of RT3 and of its session (named after RT) are left
+    expect([...entries.keys()].sort()).toEqual(
+      [
+        `bitbucket-ended:v2:${store.id(RT)}`,
+        `bitbucket-ended:v2:${store.id(RT3)}`,
+      ].sort(),
+    );
+    expect(await store.isEnded(RT3)).toBe(true);
     expect(await store.rotated(RT)).toBeUndefined();
     expect(await store.rotated(RT2)).toBeUndefined();
     expect(await store.get(RT3)).toBeUndefined();
+  });
+
+  describe('no record outlives a logout (issue 20)', () => {
+    const store = (cache: CacheService, keepSessions = true) =>
+      new SessionStore(cache, 'client', { keepSessions, graceMs: 10_000 });
+    const tokens = (n: number) =>
+      Array.from(
+        { length: n },
+        (_, i) => `refresh-token-${i}-${'Z'.repeat(20)}`,
+      );
+
+    it('a rotation that lands after the logout writes nothing live', async () => {
+      const { cache } = rawCache();
+      const s = store(cache);
+      await s.put(session(RT), 60_000);
+      await s.forget([RT]); // the logout, while a refresh of RT was in flight
+      await s.rotate(RT, session(RT2), 60_000); // its answer lands
+      expect(await s.get(RT2)).toBeUndefined();
+      expect(await s.rotated(RT)).toBeUndefined();
+    });
+
+    it('a roles re-check whose put lands after a concurrent rotation does not bring the old token back', async () => {
+      const { cache } = rawCache();
+      const s = store(cache);
+      await s.put(session(RT), 60_000);
+      await s.rotate(RT, session(RT2), 60_000); // another tab rotated
+      await s.put(session(RT), 60_000); // the re-check of RT, started before
+      expect(await s.get(RT)).toBeUndefined();
+      expect((await s.rotated(RT))?.refreshToken).toBe(RT2);
+    });
+
+    it('a logout ends a rotation chain longer than 5: no record of it opens', async () => {
+      const { cache } = rawCache();
+      const s = store(cache);
+      const chain = tokens(8);
+      await s.put(session(chain[0]), 60_000);
+      for (let i = 1; i < chain.length; i++) {
+        const from = (await s.get(chain[i - 1]))!;
+        await s.rotate(
+          chain[i - 1],
+          { ...from, refreshToken: chain[i] },
+          60_000,
+        );
+      }
+      expect((await s.rotated(chain[0]))?.refreshToken).toBe(chain[1]);
+      const newest = (await s.get(chain[7]))!;
+      await s.forget([chain[7]], newest.rotatedFrom);
+      for (const token of chain) {
+        expect(await s.rotated(token)).toBeUndefined();
+        expect(await s.get(token)).toBeUndefined();
+      }
+    });
+
+    it('without session records (profileCacheTtl 0), a logout with the newest token ends the rotation records that lead to it', async () => {
+      const { cache } = rawCache();
+      const s = store(cache, false);
+      const [t0, t1, t2] = tokens(3);
+      await s.rotate(t0, session(t1), 60_000);
+      await s.rotate(t1, session(t2), 60_000);
+      expect((await s.rotated(t0))?.refreshToken).toBe(t1);
+      await s.forget([t2]);
+      expect(await s.rotated(t0)).toBeUndefined();
+      expect(await s.rotated(t1)).toBeUndefined();
+    });
   });
 
   it('remembers no rotation record where none is kept (graceMs 0)', async () => {
