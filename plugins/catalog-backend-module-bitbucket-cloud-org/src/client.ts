@@ -254,8 +254,11 @@ export class BitbucketCloudOrgClient {
         endpoint,
         answer,
       );
-      // a 401 after a new token, or the rate limit: the consumer's, not the workspace's
-      throw answer.status === 401 || answer.status === 429
+      // a 401 after a new token, the rate limit, a missing scope: the
+      // consumer's failure, not the workspace's
+      throw answer.status === 401 ||
+        answer.status === 429 ||
+        (answer.status === 403 && /"required"/.test(answer.text))
         ? failure
         : forWorkspace(failure);
     }

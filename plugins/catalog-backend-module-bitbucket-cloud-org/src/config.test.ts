@@ -209,7 +209,7 @@ describe('readProviderSettings', () => {
   it.each([
     [
       { workspaces: [{ workspace: 'acme', group: 'Not A Name!' }] },
-      'Invalid config value at \'catalog.providers.bitbucketCloudOrg.production.workspaces[0].group\': expected the name of the workspace\'s Group, a valid entity name such as \'acme\' (letters, digits, \'-\', \'_\', \'.\'; at most 63), got "Not A Name!".',
+      "Invalid config value at 'catalog.providers.bitbucketCloudOrg.production.workspaces[0].group': expected the name of the workspace's Group, a valid entity name such as 'acme' (letters, digits, '-', '_', '.'; at most 63), got \"Not A Name!\".",
     ],
     [
       { workspaces: [{ slug: 'acme' }] },

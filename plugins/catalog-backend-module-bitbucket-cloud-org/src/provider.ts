@@ -113,6 +113,8 @@ export class BitbucketCloudOrgEntityProvider implements EntityProvider {
         );
       }
 
+      // in the configured order, fresh and kept alike
+      const listings: WorkspaceMembers[] = [];
       const fresh: WorkspaceMembers[] = [];
       const kept: WorkspaceMembers[] = [];
       // one workspace after the other: a run-wide failure stops at once
@@ -123,10 +125,14 @@ export class BitbucketCloudOrgEntityProvider implements EntityProvider {
           this.#uuidOf.set(workspace, uuid);
           checkMemberDrop(this.#settings, listing, this.#lastUuids(uuid, view));
           fresh.push(listing);
+          listings.push(listing);
         } catch (error) {
           if (!(error instanceof WorkspaceListingError)) throw error;
           const last = this.#lastApplied(workspace, view);
-          if (last) kept.push(last.listing);
+          if (last) {
+            kept.push(last.listing);
+            listings.push(last.listing);
+          }
           this.#logger.error(
             `${said} did not apply the listing of workspace '${workspace}': ${
               error.message
@@ -145,7 +151,6 @@ export class BitbucketCloudOrgEntityProvider implements EntityProvider {
         return false;
       }
 
-      const listings = [...fresh, ...kept];
       const groupNames = this.#groupNames(listings, view);
       const { users, groups, leftToOthers } = await buildOrgEntities({
         listings,

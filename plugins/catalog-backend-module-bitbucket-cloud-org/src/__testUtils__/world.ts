@@ -89,8 +89,11 @@ export interface ProviderWorld {
    * mutation's entities are there too).
    */
   others: Entity[];
-  /** A new provider on the same catalog and emulator, as after a restart (its memory empty). */
-  restart(): Promise<BitbucketCloudOrgEntityProvider>;
+  /**
+   * A new provider on the same catalog and emulator, as after a restart (its
+   * memory empty), its config block changed by `provider`.
+   */
+  restart(provider?: JsonObject): Promise<BitbucketCloudOrgEntityProvider>;
   /** The entities of the last mutation. */
   lastEntities(): Entity[];
   /** Every mutation the provider applied, in order. */
@@ -131,24 +134,26 @@ export async function startProviderWorld(options: {
       users: options.users,
     },
   });
-  const [settings] = readProviderSettings(
-    new ConfigReader({
-      catalog: {
-        providers: {
-          bitbucketCloudOrg: {
-            test: {
-              workspaces: options.workspaces ?? ['acme', 'platform'],
-              clientId: CONSUMER.key,
-              clientSecret: CONSUMER.secret,
-              baseUrl: emulator.url,
-              apiBaseUrl: emulator.apiBaseUrl,
-              ...options.provider,
+  const settingsWith = (extra?: JsonObject) =>
+    readProviderSettings(
+      new ConfigReader({
+        catalog: {
+          providers: {
+            bitbucketCloudOrg: {
+              test: {
+                workspaces: options.workspaces ?? ['acme', 'platform'],
+                clientId: CONSUMER.key,
+                clientSecret: CONSUMER.secret,
+                baseUrl: emulator.url,
+                apiBaseUrl: emulator.apiBaseUrl,
+                ...options.provider,
+                ...extra,
+              },
             },
           },
         },
-      },
-    }),
-  );
+      }),
+    )[0];
   const slots = new TransformerSlots();
   options.transformers?.(slots);
   const logs: LogLine[] = [];
@@ -166,9 +171,9 @@ export async function startProviderWorld(options: {
         entities: JSON.parse(JSON.stringify([...others, ...lastEntities()])),
       }).getEntities(request, opts),
   };
-  const newProvider = async () => {
+  const newProvider = async (extra?: JsonObject) => {
     const p = new BitbucketCloudOrgEntityProvider({
-      settings,
+      settings: settingsWith(extra),
       logger: captureLogger(logs),
       // runs are started by the tests, not by a schedule
       taskRunner: { run: async () => {} },
