@@ -326,11 +326,14 @@ describe('GET /2.0/workspaces/{workspace}/permissions', () => {
   it("is for admins: an owner's user token, not a member's", async () => {
     const jane = (await signIn(emulator, DEMO_USERS.jane)).access_token;
     expect(
-      (await getApi(emulator, '/2.0/workspaces/acme/permissions', jane))
-        .status,
+      (await getApi(emulator, '/2.0/workspaces/acme/permissions', jane)).status,
     ).toBe(200);
     const bob = (await signIn(emulator, DEMO_USERS.bob)).access_token;
-    const asBob = await getApi(emulator, '/2.0/workspaces/acme/permissions', bob);
+    const asBob = await getApi(
+      emulator,
+      '/2.0/workspaces/acme/permissions',
+      bob,
+    );
     expect(asBob.status).toBe(403);
     expect(asBob.json()).toEqual({
       type: 'error',

@@ -12,8 +12,7 @@ import type { EmulatorState } from './state';
 
 // https://developer.atlassian.com/cloud/bitbucket/rest/api-group-workspaces/#api-workspaces-workspace-members-get
 // https://developer.atlassian.com/cloud/bitbucket/rest/api-group-workspaces/#api-workspaces-workspace-permissions-get
-const MEMBERS_PATH =
-  /^\/2\.0\/workspaces\/([^/]+)\/(members|permissions)\/?$/;
+const MEMBERS_PATH = /^\/2\.0\/workspaces\/([^/]+)\/(members|permissions)\/?$/;
 
 /** A workspace as the seed's users' memberships describe it. */
 interface Workspace {
@@ -136,7 +135,9 @@ function permissionFilter(q: string | null): string | undefined | null {
   if (q === null) {
     return undefined;
   }
-  const match = /^\s*permission\s*=\s*"(owner|member|collaborator)"\s*$/.exec(q);
+  const match = /^\s*permission\s*=\s*"(owner|member|collaborator)"\s*$/.exec(
+    q,
+  );
   return match ? match[1] : null;
 }
 
