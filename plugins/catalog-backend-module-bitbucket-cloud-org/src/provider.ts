@@ -100,11 +100,7 @@ export class BitbucketCloudOrgEntityProvider implements EntityProvider {
     try {
       let view: CatalogView;
       try {
-        view = await readCatalogView({
-          catalog: this.#catalog,
-          auth: this.#auth,
-          providerId: id,
-        });
+        view = await this.#readCatalog();
       } catch (error) {
         throw new Error(
           `could not read the catalog's Users and this provider's Groups (${
@@ -225,6 +221,25 @@ export class BitbucketCloudOrgEntityProvider implements EntityProvider {
         } The catalog keeps the users and groups of the last successful run.`,
       );
       return false;
+    }
+  }
+
+  /**
+   * The catalog's view, asked again twice, 2 s apart, when it fails: at
+   * start-up the first run can come before the catalog's API answers.
+   */
+  async #readCatalog(): Promise<CatalogView> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await readCatalogView({
+          catalog: this.#catalog,
+          auth: this.#auth,
+          providerId: this.#settings.id,
+        });
+      } catch (error) {
+        if (attempt >= 3) throw error;
+        await new Promise(resolve => setTimeout(resolve, 2000));
+      }
     }
   }
 
