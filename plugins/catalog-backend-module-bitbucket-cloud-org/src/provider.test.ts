@@ -80,7 +80,11 @@ describe('BitbucketCloudOrgEntityProvider against the emulator', () => {
     expect(names.users).toEqual(ORG.map((_, i) => memberName(i + 1)));
 
     const entities = mutation.type === 'full' ? mutation.entities : [];
-    expect(entities.every(e => e.locationKey === PROVENANCE)).toBe(true);
+    expect(
+      entities.every(
+        e => e.locationKey === 'bitbucket-cloud-org-provider:test',
+      ),
+    ).toBe(true);
     const first = entities.find(e => e.entity.metadata.name === memberName(1));
     expect(first?.entity).toEqual({
       apiVersion: 'backstage.io/v1alpha1',

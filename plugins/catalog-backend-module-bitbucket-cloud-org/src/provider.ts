@@ -12,7 +12,7 @@ import {
 import { CatalogView, readCatalogView } from './catalogView';
 import { BitbucketCloudOrgClient, WorkspaceMembers } from './client';
 import type { ProviderSettings } from './config';
-import { canonicalUuid, provenanceOf } from './contract';
+import { canonicalUuid } from './contract';
 import { WorkspaceListingError } from './errors';
 import { checkMemberDrop } from './guards';
 import { buildOrgEntities, GroupName, OrgTransformers } from './org';
@@ -172,7 +172,9 @@ export class BitbucketCloudOrgEntityProvider implements EntityProvider {
         type: 'full',
         entities: [...groups, ...users].map(entity => ({
           entity,
-          locationKey: provenanceOf(id),
+          // unchanged since the first release: a new key would make the
+          // catalog refuse the entities it already holds under the old one
+          locationKey: `bitbucket-cloud-org-provider:${id}`,
         })),
       });
       for (const listing of listings) {
