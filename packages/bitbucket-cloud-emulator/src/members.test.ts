@@ -362,6 +362,37 @@ describe('GET /2.0/workspaces/{workspace}/permissions', () => {
   });
 });
 
+describe('POST /_emulator/workspaces/rename', () => {
+  it('renames over HTTP, for tests that run the emulator as a process', async () => {
+    const emulator = await startEmulator();
+    try {
+      const res = await httpRequest(
+        `${emulator.url}/_emulator/workspaces/rename`,
+        {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ workspace: 'acme', slug: 'platform-admins' }),
+        },
+      );
+      expect(res.status).toBe(204);
+      const token = await consumerToken(emulator);
+      const renamed = await getApi(
+        emulator,
+        `/2.0/workspaces/${encodeURIComponent(ACME_UUID)}/members`,
+        token,
+      );
+      expect(renamed.json().values[0].workspace.slug).toBe('platform-admins');
+      const bad = await httpRequest(
+        `${emulator.url}/_emulator/workspaces/rename`,
+        { method: 'POST', body: '{}' },
+      );
+      expect(bad.status).toBe(400);
+    } finally {
+      await emulator.close();
+    }
+  });
+});
+
 describe('renameWorkspace', () => {
   it('changes the slug and keeps the uuid; members and the consumer follow', async () => {
     const emulator = await startEmulator();
