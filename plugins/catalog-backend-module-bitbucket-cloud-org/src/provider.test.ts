@@ -763,5 +763,28 @@ describe('an import the sign-in can trust', () => {
       expect(await world.provider.refresh()).toBe(true);
       expect(world.lastNames().users).toEqual([memberName(1), memberName(3)]);
     });
+
+    it("counts this provider's Users of the release before the provenance as its own, so the upgrade drops none", async () => {
+      world = await startProviderWorld({ users: ORG.slice(0, 2) });
+      const uuid = `{${memberName(2)}}`;
+      const page = `url:${world.emulator.url}/${encodeURIComponent(uuid)}/`;
+      world.others.push({
+        apiVersion: 'backstage.io/v1alpha1',
+        kind: 'User',
+        metadata: {
+          name: memberName(2),
+          namespace: 'default',
+          annotations: {
+            'bitbucket.org/user-id': uuid,
+            'backstage.io/managed-by-location': page,
+            'backstage.io/managed-by-origin-location': page,
+          },
+        },
+        spec: { memberOf: ['acme'] },
+      });
+      expect(await world.provider.refresh()).toBe(true);
+      expect(world.lastNames().users).toEqual([memberName(1), memberName(2)]);
+      expect(world.logs.filter(l => l.level === 'warn')).toEqual([]);
+    });
   });
 });

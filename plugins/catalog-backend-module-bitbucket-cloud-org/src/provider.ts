@@ -237,6 +237,7 @@ export class BitbucketCloudOrgEntityProvider implements EntityProvider {
           catalog: this.#catalog,
           auth: this.#auth,
           providerId: this.#settings.id,
+          baseUrl: this.#settings.baseUrl,
         });
       } catch (error) {
         if (attempt >= 3) throw error;
