@@ -52,8 +52,10 @@ export async function readCatalogView(options: {
   catalog: Pick<CatalogService, 'getEntities'>;
   auth: AuthService;
   providerId: string;
+  /** Bitbucket's web host: the location of this provider's Users before the provenance. */
+  baseUrl: string;
 }): Promise<CatalogView> {
-  const { catalog, auth, providerId } = options;
+  const { catalog, auth, providerId, baseUrl } = options;
   const credentials = await auth.getOwnServiceCredentials();
   const provenance = provenanceOf(providerId);
   const [users, groups] = await Promise.all([
@@ -84,9 +86,13 @@ export async function readCatalogView(options: {
       String(user.metadata.annotations?.[USER_ID_ANNOTATION] ?? ''),
     );
     if (!uuid) continue;
-    if (
-      user.metadata.annotations?.[ANNOTATION_ORIGIN_LOCATION] === provenance
-    ) {
+    const origin = user.metadata.annotations?.[ANNOTATION_ORIGIN_LOCATION];
+    // before the provenance (0.1.0), this provider's Users were located at
+    // their Bitbucket page, which no location-read entity can carry either
+    const legacy = `url:${baseUrl}/${encodeURIComponent(
+      String(user.metadata.annotations?.[USER_ID_ANNOTATION]),
+    )}/`;
+    if (origin === provenance || origin === legacy) {
       ours.set(uuid, user);
     } else if (!claimed.has(uuid)) {
       claimed.set(uuid, stringifyEntityRef(user));
