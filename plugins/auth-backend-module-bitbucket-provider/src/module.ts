@@ -3,6 +3,7 @@ import {
   createBackendModule,
 } from '@backstage/backend-plugin-api';
 import { authProvidersExtensionPoint } from '@backstage/plugin-auth-node';
+import { catalogServiceRef } from '@backstage/plugin-catalog-node';
 import { createBitbucketProviderFactory } from './provider';
 
 /**
@@ -18,11 +19,16 @@ export const authModuleBitbucketProvider = createBackendModule({
       deps: {
         providers: authProvidersExtensionPoint,
         cache: coreServices.cache,
+        catalog: catalogServiceRef,
+        auth: coreServices.auth,
       },
-      async init({ providers, cache }) {
+      async init({ providers, cache, catalog, auth }) {
         providers.registerProvider({
           providerId: 'bitbucket',
-          factory: createBitbucketProviderFactory({ cache }),
+          factory: createBitbucketProviderFactory({
+            cache,
+            catalog: { service: catalog, auth },
+          }),
         });
       },
     });

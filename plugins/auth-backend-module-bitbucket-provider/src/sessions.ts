@@ -132,6 +132,8 @@ export class Sessions {
     for (let round = 0; ; round++) {
       const forwarded = token !== refreshToken;
       if (stored && this.#tokenUsable(stored, scope, forwarded)) {
+        const current = await this.#withoutBitbucket(stored);
+        if (current) return answer(current);
         if (this.#profileFresh(stored)) return answer(stored);
         try {
           const checked = await this.#recheck(
@@ -188,7 +190,9 @@ export class Sessions {
     const token = await this.#tokens.refresh(refreshToken, scope, deadline);
     let next = this.#fromToken(token, refreshToken, scope, stored ?? EMPTY);
     try {
-      if (!this.#profileFresh(next)) {
+      const current = await this.#withoutBitbucket(next);
+      if (current) next = current;
+      else if (!this.#profileFresh(next)) {
         next = await this.#recheck(next, token.accessToken, deadline);
       }
       return answer(next);
@@ -214,6 +218,7 @@ export class Sessions {
         accessToken,
         deadline,
         'refresh',
+        { decidedAt: stored.profile ? stored.membershipFetchedAt : undefined },
       );
       return {
         ...stored,
@@ -235,6 +240,28 @@ export class Sessions {
       membershipFetchedAt: now,
       fingerprint: this.#profiles.fingerprint,
     };
+  }
+
+  /**
+   * The session with its workspace check answered without Bitbucket (the
+   * catalog, every time, whatever `profileCacheTtl` says), while its
+   * identity serves; undefined when Bitbucket decides (as before).
+   */
+  async #withoutBitbucket(
+    stored: StoredSession,
+  ): Promise<StoredSession | undefined> {
+    if (
+      !stored.profile ||
+      stored.fingerprint !== this.#profiles.fingerprint ||
+      Date.now() - stored.identityFetchedAt >= this.#settings.identityCacheTtlMs
+    ) {
+      return undefined;
+    }
+    const profile = await this.#profiles.withoutBitbucket(
+      stored.profile,
+      stored.membershipFetchedAt,
+    );
+    return profile && { ...stored, profile };
   }
 
   async #awaitRotation(
