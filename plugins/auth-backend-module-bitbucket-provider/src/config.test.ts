@@ -108,7 +108,7 @@ describe('readBitbucketProviderSettings', () => {
     expect(() =>
       read({ clientId: 'key', clientSecret: 'secret', clientSecet: 'x' }),
     ).toThrow(
-      "Unknown config key 'auth.providers.bitbucket.development.clientSecet' (did you mean 'clientSecret'?). The Bitbucket provider reads only: clientId, clientSecret, callbackUrl, additionalScopes, sessionDuration, signIn, baseUrl, apiBaseUrl, requestTimeout, allowedWorkspaces, minimumWorkspaceRole, workspaceOwnership, profileCacheTtl, identityCacheTtl, refreshGracePeriod, signInTimeout, accountSignInsPerHour, preconnectHoldTime. Fix or remove the key so that no setting is silently ignored.",
+      "Unknown config key 'auth.providers.bitbucket.development.clientSecet' (did you mean 'clientSecret'?). The Bitbucket provider reads only: clientId, clientSecret, callbackUrl, additionalScopes, sessionDuration, signIn, baseUrl, apiBaseUrl, requestTimeout, allowedWorkspaces, minimumWorkspaceRole, workspaceOwnership, profileCacheTtl, identityCacheTtl, refreshGracePeriod, signInTimeout, accountSignInsPerHour, preconnectHoldTime, workspaceMembershipSource, workspaceMembershipCatalogMaxAge. Fix or remove the key so that no setting is silently ignored.",
     );
   });
 
@@ -188,8 +188,8 @@ describe('workspace and cache settings', () => {
       accountSignInsPerHour: 0,
     });
     // the identity is kept at least as long as the workspace check
-    expect(read({ ...base, profileCacheTtl: '6h' }).identityCacheTtlMs).toBe(
-      6 * 3600 * 1000,
+    expect(read({ ...base, profileCacheTtl: '10h' }).identityCacheTtlMs).toBe(
+      10 * 3600 * 1000,
     );
   });
 
@@ -240,7 +240,7 @@ describe('workspace and cache settings', () => {
       "Invalid config value at 'auth.providers.bitbucket.development.workspaceMembershipSource': expected 'catalog' (the members the Bitbucket Cloud org import wrote to the catalog, Bitbucket on a miss) or 'bitbucket' (ask Bitbucket at every workspace check), got 'Catalog'.",
     ],
     [
-      { workspaceMembershipCatalogMaxAge: '3 hours' },
+      { workspaceMembershipCatalogMaxAge: 'soon' },
       "Invalid config value at 'auth.providers.bitbucket.development.workspaceMembershipCatalogMaxAge': expected a duration from 1 minute to 24 hours such as '1h', { hours: 1 } or 'PT1H': a listing older than this is not used, and Bitbucket is asked instead.",
     ],
     [
