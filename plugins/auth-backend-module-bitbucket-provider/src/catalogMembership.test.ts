@@ -54,7 +54,7 @@ function importedUser(who: SeedUser): Entity {
 }
 
 /** The acme Group, pinned to the name `engineering` (not the slug). */
-const acmeGroup = (members: string[], listedAt = new Date()) =>
+const acmeGroup = (members: string[], listedAt = Date.now()) =>
   importedGroup({
     name: 'engineering',
     workspaceUuid: ACME_UUID,
@@ -227,7 +227,7 @@ spec:
       users: [JANE],
       provider: { ...PROVIDER, workspaceMembershipCatalogMaxAge: '30m' },
     });
-    const stale = new Date(Date.now() - 31 * 60 * 1000);
+    const stale = Date.now() - 31 * 60 * 1000;
     await world.importRun([acmeGroup([JANE.uuid], stale), importedUser(JANE)]);
     world.emulator.resetCalls();
 

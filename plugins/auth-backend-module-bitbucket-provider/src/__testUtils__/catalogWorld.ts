@@ -45,7 +45,8 @@ export function importedGroup(options: {
   workspaceUuid: string;
   slug: string;
   members: string[];
-  listedAt: Date;
+  /** ms since the epoch */
+  listedAt: number;
 }): Entity {
   return {
     apiVersion: 'backstage.io/v1alpha1',
@@ -58,7 +59,7 @@ export function importedGroup(options: {
         'backstage.io/managed-by-origin-location': IMPORT_LOCATION,
         'bitbucket.org/workspace-uuid': options.workspaceUuid,
         'bitbucket.org/workspace-slug': options.slug,
-        'bitbucket.org/members-listed-at': options.listedAt.toISOString(),
+        'bitbucket.org/members-listed-at': new globalThis.Date(options.listedAt).toISOString(),
         'bitbucket.org/member-uuids': options.members
           .map(u => u.toLowerCase())
           .sort()
