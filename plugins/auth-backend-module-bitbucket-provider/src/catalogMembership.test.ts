@@ -1,4 +1,7 @@
+import { mockServices } from '@backstage/backend-test-utils';
 import { Entity } from '@backstage/catalog-model';
+import { ConfigReader } from '@backstage/config';
+import type { CatalogService } from '@backstage/plugin-catalog-node';
 import { SeedUser } from '@internal/bitbucket-cloud-emulator';
 import { JsonObject } from '@backstage/types';
 import {
@@ -6,6 +9,9 @@ import {
   importedGroup,
   startCatalogWorld,
 } from './__testUtils__/catalogWorld';
+import { captureLogger, LogLine } from './__testUtils__/backend';
+import { CatalogMembership, toImportedGroup } from './catalogMembership';
+import { readBitbucketProviderSettings } from './config';
 
 // The workspace check answered from the Groups that the Bitbucket Cloud org
 // import wrote (the contract of issue 19), against a real catalog backend
@@ -285,5 +291,89 @@ spec:
     world.emulator.resetCalls();
     expect((await world.refresh()).status).toBe(200);
     expect(world.calls()).toEqual([]);
+  });
+});
+
+describe('CatalogMembership', () => {
+  const settings = (extra: JsonObject = {}) =>
+    readBitbucketProviderSettings(
+      new ConfigReader({
+        clientId: 'id',
+        clientSecret: 'secret',
+        allowedWorkspaces: [ACME_UUID],
+        ...extra,
+      }),
+    );
+  const auth = mockServices.auth();
+
+  it('falls back to Bitbucket with a warning when the catalog does not answer', async () => {
+    const lines: LogLine[] = [];
+    const membership = new CatalogMembership({
+      catalog: {
+        getEntities: async () => {
+          throw new Error('connect ECONNREFUSED 127.0.0.1:7007');
+        },
+      } as unknown as CatalogService,
+      auth,
+      settings: settings(),
+      logger: captureLogger(line => lines.push(line)),
+    });
+    await expect(membership.answer({ uuid: JANE.uuid })).resolves.toEqual({
+      kind: 'miss',
+      reason: 'catalog unreachable',
+    });
+    expect(lines.map(l => `${l.level} ${l.message}`)).toEqual([
+      'warn Bitbucket workspace check: the catalog did not answer (connect ECONNREFUSED 127.0.0.1:7007); asking Bitbucket instead. Check that the catalog backend runs in this backend or is reachable from it.',
+    ]);
+  });
+
+  it('counts a Group only when both managed-by annotations name the import', () => {
+    const genuine = acmeGroup([JANE.uuid]);
+    const withAnnotations = (a: Record<string, string>): Entity => ({
+      ...genuine,
+      metadata: {
+        ...genuine.metadata,
+        annotations: { ...genuine.metadata.annotations, ...a },
+      },
+    });
+    expect(toImportedGroup(genuine)?.ref).toBe('group:default/engineering');
+    expect(
+      toImportedGroup(
+        withAnnotations({ 'backstage.io/managed-by-location': 'file:/org.yaml' }),
+      ),
+    ).toBeUndefined();
+    expect(
+      toImportedGroup(
+        withAnnotations({
+          'backstage.io/managed-by-origin-location': 'url:https://x/org.yaml',
+        }),
+      ),
+    ).toBeUndefined();
+    expect(
+      toImportedGroup(
+        withAnnotations({ 'bitbucket.org/members-listed-at': 'yesterday' }),
+      ),
+    ).toBeUndefined();
+  });
+
+  it('reuses one catalog answer for every session within reuseMs', async () => {
+    let asked = 0;
+    const membership = new CatalogMembership({
+      catalog: {
+        getEntities: async () => {
+          asked++;
+          return { items: [acmeGroup([JANE.uuid])] };
+        },
+      } as unknown as CatalogService,
+      auth,
+      settings: settings(),
+      reuseMs: 60_000,
+    });
+    const answers = await Promise.all([
+      membership.answer({ uuid: JANE.uuid }),
+      membership.answer({ uuid: MALLORY.uuid }),
+    ]);
+    expect(answers.map(a => a.kind)).toEqual(['member', 'miss']);
+    expect(asked).toBe(1);
   });
 });
