@@ -11,7 +11,7 @@ import {
   BitbucketAuthenticatorOptions,
   createBitbucketAuthenticator,
 } from './authenticator';
-import { readBitbucketProviderSettings } from './config';
+import { describeAllowed, readBitbucketProviderSettings } from './config';
 import { readPreconnectPlan } from './connections';
 import { bitbucketSignInResolvers } from './resolvers';
 import { guardRouteHandlers } from './routeGuards';
@@ -63,7 +63,7 @@ export function createBitbucketProviderFactory(
         `Bitbucket provider '${env}': authorize at ${
           settings.authorizationUrl
         }, REST at ${settings.apiBaseUrl}, allowed workspaces: ${
-          settings.workspaces.allowed?.join(', ') ?? 'any'
+          settings.workspaces.allowed?.map(describeAllowed).join(', ') ?? 'any'
         }, workspace membership: ${
           settings.workspaces.allowed
             ? settings.membershipSource
