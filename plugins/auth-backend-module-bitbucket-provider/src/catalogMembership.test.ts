@@ -339,7 +339,9 @@ describe('CatalogMembership', () => {
     expect(toImportedGroup(genuine)?.ref).toBe('group:default/engineering');
     expect(
       toImportedGroup(
-        withAnnotations({ 'backstage.io/managed-by-location': 'file:/org.yaml' }),
+        withAnnotations({
+          'backstage.io/managed-by-location': 'file:/org.yaml',
+        }),
       ),
     ).toBeUndefined();
     expect(

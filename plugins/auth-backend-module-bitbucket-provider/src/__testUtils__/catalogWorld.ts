@@ -59,7 +59,9 @@ export function importedGroup(options: {
         'backstage.io/managed-by-origin-location': IMPORT_LOCATION,
         'bitbucket.org/workspace-uuid': options.workspaceUuid,
         'bitbucket.org/workspace-slug': options.slug,
-        'bitbucket.org/members-listed-at': new globalThis.Date(options.listedAt).toISOString(),
+        'bitbucket.org/members-listed-at': new globalThis.Date(
+          options.listedAt,
+        ).toISOString(),
         'bitbucket.org/member-uuids': options.members
           .map(u => u.toLowerCase())
           .sort()
