@@ -235,14 +235,25 @@ describe('readPreconnectPlan', () => {
       profileRound: 2,
       holdMs: DEFAULT_PRECONNECT_HOLD_MS,
     });
+    // the catalog answers the workspace check (the default): user, emails
+    expect(plan({ allowedWorkspaces: ['acme'] }).profileRound).toBe(2);
+    const bitbucket = { workspaceMembershipSource: 'bitbucket' };
     // user, emails, workspaces and the role in acme (member by default)
-    expect(plan({ allowedWorkspaces: ['acme'] }).profileRound).toBe(4);
+    expect(
+      plan({ allowedWorkspaces: ['acme'], ...bitbucket }).profileRound,
+    ).toBe(4);
     expect(
       plan({
         allowedWorkspaces: ['acme', 'beta'],
         minimumWorkspaceRole: 'member',
+        ...bitbucket,
       }).profileRound,
     ).toBe(5);
+    // the listing shows no owners: Bitbucket answers
+    expect(
+      plan({ allowedWorkspaces: ['acme'], minimumWorkspaceRole: 'owner' })
+        .profileRound,
+    ).toBe(4);
     expect(plan({ allowedWorkspaces: ['acme'] }, true).profileRound).toBe(1);
   });
 
@@ -272,7 +283,10 @@ describe('a sign-in through the module', () => {
       users: [JANE],
       entities: [catalogUser('jane', { 'bitbucket.org/user-id': JANE.uuid })],
       consumerPermissions: ['account', 'email', 'team'],
-      provider: { allowedWorkspaces: ['acme'] },
+      provider: {
+        allowedWorkspaces: ['acme'],
+        workspaceMembershipSource: 'bitbucket',
+      },
     });
   });
   afterAll(() => world.stop());

@@ -324,10 +324,16 @@ export function readPreconnectPlan(
   options: { sequentialProfileFetch?: boolean; path?: string } = {},
 ): PreconnectPlan {
   const { workspaces } = settings;
-  const parallel =
-    2 +
-    (settings.needsWorkspaces ? 1 : 0) +
-    (workspaces.minimumRole ? workspaces.allowed?.length ?? 0 : 0);
+  // with the catalog answering, the round is user and emails; the workspace
+  // calls of a miss open their own connections
+  const catalogFirst =
+    settings.membershipSource === 'catalog' &&
+    workspaces.minimumRole !== 'owner';
+  const parallel = catalogFirst
+    ? 2
+    : 2 +
+      (settings.needsWorkspaces ? 1 : 0) +
+      (workspaces.minimumRole ? workspaces.allowed?.length ?? 0 : 0);
   return {
     tokenUrl: settings.tokenUrl,
     apiBaseUrl: settings.apiBaseUrl,

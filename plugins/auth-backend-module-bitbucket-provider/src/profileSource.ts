@@ -4,7 +4,11 @@ import { AccountBudget } from './accountBudget';
 import { BitbucketClient } from './client';
 import { BitbucketProviderSettings } from './config';
 import { Deadline } from './deadline';
-import { BitbucketProfile, toBitbucketProfile } from './profile';
+import {
+  BitbucketEmail,
+  BitbucketProfile,
+  toBitbucketProfile,
+} from './profile';
 import { workspaceRefusal, workspaceSettingsFingerprint } from './workspaces';
 
 /** Where a decision was taken, for the audit line. */
@@ -18,6 +22,19 @@ export interface SignInProfile {
    * earlier for an account over its budget that reuses its kept profile.
    */
   fetchedAt: number;
+}
+
+/** The user (`GET /2.0/user`) and emails a caller already asked Bitbucket for. */
+export interface KnownIdentity {
+  user: unknown;
+  emails: Promise<BitbucketEmail[]>;
+}
+
+/** What a full re-read of a refresh knows of its session. */
+export interface FullContext {
+  /** When the session's membership was last decided, if it has one. */
+  decidedAt?: number;
+  known?: KnownIdentity;
 }
 
 /**
@@ -59,16 +76,20 @@ export class ProfileSource {
   async forSignIn(
     accessToken: string,
     deadline: Deadline,
+    known?: KnownIdentity,
   ): Promise<SignInProfile> {
     const allowed = this.#settings.workspaces.allowed;
     let profile: BitbucketProfile;
     let fetchedAt = Date.now();
     let fetched = true;
-    if (this.#accounts.identifyFirst) {
-      const user = await this.#client.getCurrentUser(accessToken, deadline);
+    if (this.#accounts.identifyFirst || known) {
+      const user = known
+        ? known.user
+        : await this.#client.getCurrentUser(accessToken, deadline);
+      const emails = known?.emails;
       const uuid = (user as { uuid?: unknown } | undefined)?.uuid;
       const kept =
-        typeof uuid === 'string'
+        typeof uuid === 'string' && this.#accounts.identifyFirst
           ? this.#accounts.reusable(
               uuid,
               this.fingerprint,
@@ -86,7 +107,7 @@ export class ProfileSource {
       } else {
         profile = await this.#client.fetchProfile(
           accessToken,
-          { allowed, user },
+          { allowed, user, emails },
           deadline,
         );
       }
@@ -111,10 +132,11 @@ export class ProfileSource {
     accessToken: string,
     deadline: Deadline,
     step: Step,
+    context: FullContext = {},
   ): Promise<BitbucketProfile> {
     const profile = await this.#client.fetchProfile(
       accessToken,
-      { allowed: this.#settings.workspaces.allowed },
+      { allowed: this.#settings.workspaces.allowed, ...context.known },
       deadline,
     );
     this.check(profile, step);
@@ -142,6 +164,18 @@ export class ProfileSource {
       : cached;
     this.check(profile, step);
     return profile;
+  }
+
+  /**
+   * The profile with its workspace check answered without calling
+   * Bitbucket, if this source can (the catalog's, src/membershipSource.ts);
+   * Bitbucket's cannot: undefined.
+   */
+  async withoutBitbucket(
+    _cached: BitbucketProfile,
+    _decidedAt: number,
+  ): Promise<BitbucketProfile | undefined> {
+    return undefined;
   }
 
   /**

@@ -96,6 +96,9 @@ function fakeProfiles(fingerprint = 'fp') {
       if (delay) await new Promise(r => setTimeout(r, delay));
       return cached;
     },
+    async withoutBitbucket() {
+      return undefined;
+    },
   } as unknown as ProfileSource;
   return { source, calls, profile, membershipDelays };
 }
@@ -192,7 +195,7 @@ describe('Sessions', () => {
     it('re-checks the workspace roles alone after profileCacheTtl, with the access token in hand', async () => {
       const time = clock();
       const { sessions, endpoint, profiles } = setup({
-        config: { allowedWorkspaces: ['acme'] },
+        config: { allowedWorkspaces: ['acme'], profileCacheTtl: '15m' },
       });
       const token = endpoint.issue();
       await sessions.started(token, profiles.profile);
@@ -239,7 +242,7 @@ describe('Sessions', () => {
     it('keeps the profile’s ages when the refresh token rotates', async () => {
       const time = clock();
       const { sessions, endpoint, profiles, store } = setup({
-        config: { allowedWorkspaces: ['acme'] },
+        config: { allowedWorkspaces: ['acme'], profileCacheTtl: '15m' },
       });
       endpoint.expiresInSeconds = 600; // rotates once the margin is reached
       const token = endpoint.issue();

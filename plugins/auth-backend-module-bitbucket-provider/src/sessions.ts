@@ -191,6 +191,8 @@ export class Sessions {
     for (let round = 0; ; round++) {
       const forwarded = token !== refreshToken;
       if (stored && this.#tokenUsable(stored, scope, forwarded)) {
+        const current = await this.#withoutBitbucket(stored);
+        if (current) return answer(current);
         if (this.#profileFresh(stored)) return answer(stored);
         let checked: StoredSession | undefined;
         try {
@@ -250,7 +252,9 @@ export class Sessions {
     let next = this.#fromToken(token, refreshToken, scope, stored ?? EMPTY);
     let failure: { error: unknown } | undefined;
     try {
-      if (!this.#profileFresh(next)) {
+      const current = await this.#withoutBitbucket(next);
+      if (current) next = current;
+      else if (!this.#profileFresh(next)) {
         next = await this.#recheck(next, token.accessToken, deadline);
       }
     } catch (error) {
@@ -284,6 +288,7 @@ export class Sessions {
         accessToken,
         deadline,
         'refresh',
+        { decidedAt: stored.profile ? stored.membershipFetchedAt : undefined },
       );
       return {
         ...stored,
@@ -305,6 +310,28 @@ export class Sessions {
       membershipFetchedAt: now,
       fingerprint: this.#profiles.fingerprint,
     };
+  }
+
+  /**
+   * The session with its workspace check answered without Bitbucket (the
+   * catalog, every time, whatever `profileCacheTtl` says), while its
+   * identity serves; undefined when Bitbucket decides (as before).
+   */
+  async #withoutBitbucket(
+    stored: StoredSession,
+  ): Promise<StoredSession | undefined> {
+    if (
+      !stored.profile ||
+      stored.fingerprint !== this.#profiles.fingerprint ||
+      Date.now() - stored.identityFetchedAt >= this.#settings.identityCacheTtlMs
+    ) {
+      return undefined;
+    }
+    const profile = await this.#profiles.withoutBitbucket(
+      stored.profile,
+      stored.membershipFetchedAt,
+    );
+    return profile && { ...stored, profile };
   }
 
   async #awaitRotation(
