@@ -593,7 +593,7 @@ describe('Sessions', () => {
     const { sessions, endpoint, profiles } = setup({
       config: { allowedWorkspaces: ['acme'] },
     });
-    const fetchedAt = Date.now() - 14 * MINUTE; // kept by AccountBudget
+    const fetchedAt = Date.now() - 29 * MINUTE; // kept by AccountBudget (profileCacheTtl 30m)
     const token = endpoint.issue();
     await sessions.started(token, profiles.profile, fetchedAt);
     time.advance(2 * MINUTE);

@@ -455,11 +455,11 @@ describe('attacks on identity, groups and budget (issue 11)', () => {
       try {
         // 5 full sign-ins: the fifth keeps its profile (fetched now)
         for (let i = 0; i < 5; i++) await signIn(JANE.uuid);
-        now += 14 * 60_000;
-        // the sixth reuses the kept profile, 14 minutes old
+        now += 29 * 60_000;
+        // the sixth reuses the kept profile, 29 minutes old
         await world.signIn(JANE.uuid);
         world.emulator.resetCalls();
-        now += 2 * 60_000; // 16 minutes after the roles were read
+        now += 2 * 60_000; // 31 minutes after the roles were read (profileCacheTtl 30m)
         const refresh = await world.refresh();
         expect(refresh.status).toBe(200);
         const rest = world.emulator
