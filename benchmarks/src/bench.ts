@@ -18,10 +18,11 @@ import {
   startBackend,
 } from './backends';
 import { CpuPinning, pinProcess, planCpuPinning } from './cpuPinning';
-import { Browser, Timed } from './driver';
+import { Browser, signInsCompleted, Timed } from './driver';
 import { mb, stringifyJson } from './format';
 import { BenchNetwork, NetworkModel, startBenchNetwork } from './network';
 import { runSessionModel, SessionOptions, SessionResult } from './sessionModel';
+import { measureSessionMemory, SessionMemoryResult } from './sessionMemory';
 import { judge, Verdict } from './verdict';
 import { BackendKind, ProcessSample } from './protocol';
 import {
@@ -69,6 +70,12 @@ export interface BenchOptions {
   /** Distinct Bitbucket users seeded (and catalog users). */
   users: number;
   /**
+   * Sessions put in a memory store to measure the heap of one (before the
+   * backends start); 0: not measured, and the memory targets that need it
+   * are not judged.
+   */
+  sessionMemorySessions: number;
+  /**
    * Keep the backends' configs and logs (a new temporary folder) after a
    * successful run; they are always kept after a failed one.
    */
@@ -104,6 +111,7 @@ export const DEFAULT_OPTIONS: BenchSettings = {
   rounds: 4,
   backends: ['upstream', 'ours', 'ours-sequential'],
   users: 200,
+  sessionMemorySessions: 10_000,
   keepLogs: false,
   pin: true,
   oursSettings: {},
@@ -123,6 +131,7 @@ export const SMOKE_OPTIONS: BenchSettings = {
   rounds: 1,
   backends: ['upstream', 'ours', 'ours-sequential'],
   users: 5,
+  sessionMemorySessions: 1000,
   keepLogs: false,
   pin: false,
   oursSettings: {},
@@ -158,6 +167,13 @@ export interface ThroughputResult {
   harnessCpuPercent?: number;
   /** New connections to Bitbucket per sign-in in the windows (TLS handshakes the backend paid). */
   connectionsPerSignIn?: number;
+  /**
+   * Sign-ins per second of each round's window, in the order of the rounds
+   * (the verdict pairs them with the other backend's, round by round).
+   */
+  perRound?: number[];
+  /** New connections per sign-in of each round's window. */
+  connectionsPerRound?: number[];
   errors: number;
 }
 
@@ -199,6 +215,13 @@ export interface BackendInfo {
   outsideHeapBeforeMb: number;
   /** The same when `rssAfterSeriesMb` is taken, MB. */
   outsideHeapAfterSeriesMb: number;
+  /**
+   * Sessions the backend keeps when `rssAfterSeriesMb` is taken: the
+   * sign-ins it completed in its session-keeping environment (none expired
+   * yet: the series are shorter than any session's lifetime). Upstream
+   * keeps none.
+   */
+  liveSessionsAfterSeries: number;
   /** The backend's log file, when kept (--keep-logs). */
   log: string | null;
 }
@@ -250,6 +273,11 @@ export interface BenchResult {
   ratios: Ratio[];
   /** The session model, per backend (ours and upstream). */
   session: SessionResult[];
+  /**
+   * What one live session of ours costs in heap (src/sessionMemory.ts, in
+   * the harness before the backends start); null when not measured.
+   */
+  sessionMemory: SessionMemoryResult | null;
   /** Every target, judged: what `yarn bench --check` checks. */
   verdict: Verdict[];
 }
@@ -392,6 +420,16 @@ class Series {
     cold = false,
   ) {
     const emulator = network.emulator;
+    if (!cold) {
+      // The turn's warm-up, not measured: the other backends' turns
+      // outlast the keep-alive, so the first request of a turn finds no
+      // open connection (what the cold series measure), not a warm one.
+      try {
+        await op();
+      } catch (error) {
+        this.errors.push(error as Error);
+      }
+    }
     emulator.resetCalls();
     const timed: Timed[] = [];
     let cpu = 0;
@@ -562,6 +600,10 @@ function throughputResult(
       (sum(w => w.harnessCpuMs) / (seconds * 1000)) * 100,
     ),
     connectionsPerSignIn: round2(sum(w => w.connections) / (ms.length || 1)),
+    perRound: windows.map(w => round2(w.ms.length / w.seconds)),
+    connectionsPerRound: windows.map(w =>
+      round2(w.connections / (w.ms.length || 1)),
+    ),
     errors: sum(w => w.errors),
   };
 }
@@ -589,6 +631,15 @@ export async function runBenchmark(
   if (machine.loadAverageStart[0] > 0.5) {
     log(
       `load average ${machine.loadAverageStart[0]} at the start: other work is running, the figures (throughput and CPU first) will be noisy`,
+    );
+  }
+  // the heap of one live session, before anything else is in this heap
+  const sessionMemory = options.sessionMemorySessions
+    ? await measureSessionMemory(options.sessionMemorySessions)
+    : null;
+  if (sessionMemory) {
+    log(
+      `session memory: ${sessionMemory.heapBytesPerSession} bytes of heap per live session (${sessionMemory.sessions} sessions; sealed record ${sessionMemory.sealedChars} chars)`,
     );
   }
   const users = benchUsers(options.users);
@@ -645,6 +696,7 @@ export async function runBenchmark(
         heapUsedAfterSeriesMb: NaN,
         outsideHeapBeforeMb: mb(sample.rssBytes - sample.heapTotalBytes),
         outsideHeapAfterSeriesMb: NaN,
+        liveSessionsAfterSeries: 0,
         log: join(runDir, `${kind}.log`),
       });
       log(
@@ -802,7 +854,10 @@ export async function runBenchmark(
           );
           const { rampMs, windowMs, rounds } = options.throughput;
           for (let round = 0; round < rounds; round++) {
-            for (const backend of backends) {
+            // the order turns around every round: no backend always runs
+            // right after the same one (or always first after a pause)
+            const order = round % 2 ? [...backends].reverse() : backends;
+            for (const backend of order) {
               windows.get(backend.kind)!.push(
                 await throughputWindow({
                   backend,
@@ -910,6 +965,12 @@ export async function runBenchmark(
       info.outsideHeapAfterSeriesMb = mb(
         sample.rssBytes - sample.heapTotalBytes,
       );
+      // upstream keeps no session; ours keeps one per sign-in in its cached
+      // environment (the uncached one has profileCacheTtl 0: none kept)
+      info.liveSessionsAfterSeries =
+        backend.kind === 'upstream'
+          ? 0
+          : signInsCompleted(backend.url, ENV_CACHED);
     }
 
     if (options.session) {
@@ -968,6 +1029,7 @@ export async function runBenchmark(
     rounds: options.rounds,
     backends: options.backends,
     users: options.users,
+    sessionMemorySessions: options.sessionMemorySessions,
     keepLogs: options.keepLogs,
     pin: options.pin,
     oursSettings: options.oursSettings,
@@ -986,11 +1048,13 @@ export async function runBenchmark(
     cells,
     ratios: ratios(cells),
     session,
+    sessionMemory,
     verdict: judge({
       cells,
       backends: backendInfos,
       session,
       network: options.network,
+      sessionMemory,
     }),
   };
   mkdirSync(dirname(options.outFile), { recursive: true });

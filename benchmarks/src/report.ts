@@ -299,6 +299,7 @@ export function memoryTable(result: BenchResult): string {
       'RSS after the series (MB)',
       'heap after the series (MB)',
       'outside the V8 heap: before / after the series (MB)',
+      'live sessions after the series',
       'RSS at the end (MB)',
       'peak RSS (MB)',
       'heap before (MB)',
@@ -311,6 +312,7 @@ export function memoryTable(result: BenchResult): string {
       fmt(b.rssAfterSeriesMb),
       fmt(b.heapUsedAfterSeriesMb),
       `${fmt(b.outsideHeapBeforeMb)} / ${fmt(b.outsideHeapAfterSeriesMb)}`,
+      String(b.liveSessionsAfterSeries ?? '–'),
       fmt(b.rssAfterMb),
       fmt(b.peakRssMb),
       fmt(b.heapUsedBeforeMb),
@@ -318,6 +320,7 @@ export function memoryTable(result: BenchResult): string {
     ]),
     [
       'left',
+      'right',
       'right',
       'right',
       'right',
@@ -337,6 +340,8 @@ const UNIT_DIGITS: Record<Verdict['unit'], number> = {
   MB: 1,
   calls: 2,
   tabs: 0,
+  connections: 2,
+  bytes: 0,
 };
 
 /** Every target, judged: one line each. */
