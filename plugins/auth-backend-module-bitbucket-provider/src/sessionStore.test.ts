@@ -89,6 +89,31 @@ describe('SessionStore', () => {
     expect(await store.get(RT2)).toEqual(rotatedTo(store, RT2, RT));
   });
 
+  it('seals a session in 534 characters: one-letter field names, no refresh token under its own key, no repeated email (issue 21: heap per live session)', async () => {
+    const { cache, entries } = rawCache();
+    const store = new SessionStore(cache, 'client', {
+      keepSessions: true,
+      graceMs: 10_000,
+    });
+    await store.put(session(RT), 60_000);
+    const sealed = entries.get(`bitbucket-session:v2:${store.id(RT)}`)!
+      .value as string;
+    // the length depends on the values only (AES-GCM: no compression)
+    expect(sealed.length).toBe(534);
+    // everything reads back: the refresh token, `bearer`, the email
+    expect(await store.get(RT)).toEqual(session(RT));
+    // a rotation record still names the refresh token it leads to
+    await store.rotate(RT, session(RT2), 60_000);
+    expect(await store.rotated(RT)).toEqual(rotatedTo(store, RT2, RT));
+    // another token type, and an email that is not the primary one, are kept
+    const other = session(RT2, {
+      tokenType: 'mac',
+      profile: { ...profile, email: 'other@example.com' },
+    });
+    await store.put(other, 60_000);
+    expect(await store.get(RT2)).toEqual(other);
+  });
+
   it('a record is readable only with its own refresh token, at its own key', async () => {
     const { cache, entries } = rawCache();
     const store = new SessionStore(cache, 'client', {

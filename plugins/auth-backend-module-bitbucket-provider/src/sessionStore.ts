@@ -175,7 +175,11 @@ export class SessionStore {
     const key = prefix + this.id(refreshToken);
     const sealed = await this.#cache.get(key).catch(() => undefined);
     if (typeof sealed !== 'string') return undefined;
-    const session = open(sealed, this.#key(refreshToken), key);
+    const session = unpack(open(sealed, this.#key(refreshToken), key));
+    // a session record does not repeat its refresh token: the reader has it
+    if (session && session.refreshToken === undefined) {
+      session.refreshToken = refreshToken;
+    }
     return isStoredSession(session) ? session : undefined;
   }
 
@@ -187,7 +191,13 @@ export class SessionStore {
   ): Promise<void> {
     const key = prefix + this.id(refreshToken);
     await this.#cache
-      .set(key, seal(session, this.#key(refreshToken), key), { ttl })
+      .set(
+        key,
+        seal(pack(session, refreshToken), this.#key(refreshToken), key),
+        {
+          ttl,
+        },
+      )
       .catch(() => undefined); // a cache outage costs calls, not sign-ins
     this.#track(key, Date.now() + ttl);
   }
@@ -231,6 +241,135 @@ export class SessionStore {
     this.#written.delete(key);
     await this.#cache.delete(key).catch(() => undefined);
   }
+}
+
+/*
+ * The sealed JSON names the record's fields with one letter each, drops the
+ * refresh token of a record kept under that token (the reader holds it),
+ * the token type when it is Bitbucket's `bearer`, and the profile's `email`
+ * when it is the primary confirmed one of `emails` (it is read back from
+ * there). A live session costs its sealed record in the cache's memory:
+ * about 450 characters of each 1,230 were these (issue 21). This is no
+ * compression: the names are fixed, so the sealed length still depends on
+ * the values' lengths only, as before; compressing before encrypting would
+ * let the length tell what the record holds. Fields without a short name
+ * (added later) are kept as they are, and a record written before this
+ * (long names) still reads.
+ */
+const SHORT_NAMES = {
+  session: {
+    accessToken: 'a',
+    tokenType: 't',
+    scope: 's',
+    expiresAt: 'x',
+    refreshToken: 'r',
+    profile: 'p',
+    identityFetchedAt: 'i',
+    membershipFetchedAt: 'm',
+    fingerprint: 'f',
+    rotatedFrom: 'o',
+  },
+  profile: {
+    uuid: 'u',
+    accountId: 'c',
+    nickname: 'n',
+    username: 'h',
+    displayName: 'd',
+    avatarUrl: 'v',
+    profileUrl: 'l',
+    email: 'e',
+    emails: 'E',
+    workspaces: 'w',
+  },
+  email: { email: 'e', isPrimary: 'p', isConfirmed: 'c' },
+  workspace: {
+    slug: 's',
+    uuid: 'u',
+    administrator: 'a',
+    permission: 'p',
+  },
+} as const;
+type Names = Record<string, string>;
+const LONG_NAMES = Object.fromEntries(
+  Object.entries(SHORT_NAMES).map(([level, names]) => [
+    level,
+    Object.fromEntries(Object.entries(names).map(([k, v]) => [v, k])),
+  ]),
+) as Record<keyof typeof SHORT_NAMES, Names>;
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The same object, its keys renamed by `names` (others kept); `nested` maps keys to their value's own renaming. */
+function rename(
+  value: Record<string, unknown>,
+  names: Names,
+  nested: Record<string, (v: unknown) => unknown> = {},
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    if (v === undefined) continue;
+    out[names[k] ?? k] = nested[k] ? nested[k](v) : v;
+  }
+  return out;
+}
+
+const eachObject =
+  (f: (o: Record<string, unknown>) => unknown) => (v: unknown) =>
+    Array.isArray(v) ? v.map(o => (isObject(o) ? f(o) : o)) : v;
+
+/** The primary confirmed address of `emails`, as profileSource reads it. */
+function primaryEmail(emails: unknown): unknown {
+  return Array.isArray(emails)
+    ? emails.find(e => isObject(e) && e.isPrimary && e.isConfirmed)?.email
+    : undefined;
+}
+
+function pack(session: StoredSession, keyToken: string): unknown {
+  const { refreshToken, tokenType, profile, ...rest } = session;
+  const kept: Record<string, unknown> = { ...rest };
+  if (refreshToken !== keyToken) kept.refreshToken = refreshToken;
+  if (tokenType !== 'bearer') kept.tokenType = tokenType;
+  if (profile) {
+    const { email, ...others } = profile;
+    kept.profile =
+      email !== undefined && email === primaryEmail(profile.emails)
+        ? others
+        : profile;
+  }
+  const short = SHORT_NAMES;
+  return rename(kept, short.session, {
+    profile: p =>
+      isObject(p)
+        ? rename(p, short.profile, {
+            emails: eachObject(e => rename(e, short.email)),
+            workspaces: eachObject(w => rename(w, short.workspace)),
+          })
+        : p,
+  });
+}
+
+/** The record as {@link pack} wrote it (or as written before, with long names), with what it left out. */
+function unpack(value: unknown): Partial<StoredSession> | undefined {
+  if (!isObject(value)) return undefined;
+  const long = LONG_NAMES;
+  const session = rename(value, long.session, {
+    p: p =>
+      isObject(p)
+        ? rename(p, long.profile, {
+            E: eachObject(e => rename(e, long.email)),
+            w: eachObject(w => rename(w, long.workspace)),
+          })
+        : p,
+  }) as Partial<StoredSession> & Record<string, unknown>;
+  session.tokenType ??= 'bearer';
+  const profile = session.profile as Record<string, unknown> | undefined;
+  if (isObject(profile) && profile.email === undefined) {
+    const email = primaryEmail(profile.emails);
+    if (email !== undefined) profile.email = email;
+  }
+  return session;
 }
 
 /** `v2.<iv>.<ciphertext>.<tag>`, base64url: AES-256-GCM with the key as AAD. */
