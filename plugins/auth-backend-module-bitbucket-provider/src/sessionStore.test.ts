@@ -159,6 +159,26 @@ describe('SessionStore', () => {
     expect(await store.get(RT2)).toEqual(rotatedTo(store, RT2, RT));
   });
 
+  it('deletes from the cache the records this process wrote once they expired, and only those', async () => {
+    jest.useFakeTimers({ now: 1_700_000_000_000 });
+    // a store that never expires anything itself (as Backstage's memory store for unread keys)
+    const { cache, entries } = rawCache();
+    const store = new SessionStore(cache, 'client', {
+      keepSessions: true,
+      graceMs: 10_000,
+    });
+    await store.put(session(RT), 60_000);
+    await store.rotate(RT, session(RT2), 120_000);
+    expect(entries.size).toBe(2); // RT2's session, RT's rotation record
+    await jest.advanceTimersByTimeAsync(61_000);
+    // the rotation record (10 s) went; the session (120 s) stays
+    expect([...entries.keys()]).toEqual([
+      `bitbucket-session:v2:${store.id(RT2)}`,
+    ]);
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(entries.size).toBe(0);
+  });
+
   it('a rotation keeps the ages of the profile it carries', async () => {
     const { cache } = rawCache();
     const store = new SessionStore(cache, 'client', {

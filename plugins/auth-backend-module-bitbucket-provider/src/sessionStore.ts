@@ -76,8 +76,16 @@ export class SessionStore {
   readonly #cache: CacheService;
   readonly #clientId: string;
   readonly #options: SessionStoreOptions;
-  /** The keys this process wrote, with when they expire. */
-  readonly #written = new Map<string, number>();
+  /**
+   * The keys this process wrote, with when they expire (seconds since the
+   * epoch: a small integer, not a boxed number), by prefix: the key is the
+   * flat storage id, not the longer string made by joining prefix and id
+   * (each live session costs one entry here; issue 21).
+   */
+  readonly #written = new Map<string, Map<string, number>>([
+    [SESSION, new Map()],
+    [ROTATED, new Map()],
+  ]);
   #sweeper?: ReturnType<typeof setInterval>;
   #sweepEvery = 60_000;
 
@@ -189,7 +197,8 @@ export class SessionStore {
     session: StoredSession,
     ttl: number,
   ): Promise<void> {
-    const key = prefix + this.id(refreshToken);
+    const id = this.id(refreshToken);
+    const key = prefix + id;
     await this.#cache
       .set(
         key,
@@ -199,7 +208,7 @@ export class SessionStore {
         },
       )
       .catch(() => undefined); // a cache outage costs calls, not sign-ins
-    this.#track(key, Date.now() + ttl);
+    this.#track(prefix, id, Date.now() + ttl);
   }
 
   #key(refreshToken: string): Buffer {
@@ -214,8 +223,8 @@ export class SessionStore {
     );
   }
 
-  #track(key: string, expiresAt: number) {
-    this.#written.set(key, expiresAt);
+  #track(prefix: string, id: string, expiresAt: number) {
+    this.#written.get(prefix)?.set(id, Math.ceil(expiresAt / 1000));
     // sweep as often as the shortest-lived record needs, at most every minute
     const every = Math.min(60_000, Math.max(1000, expiresAt - Date.now()));
     if (!this.#sweeper || every < this.#sweepEvery) {
@@ -227,18 +236,24 @@ export class SessionStore {
   }
 
   #sweep() {
-    const now = Date.now();
-    for (const [key, expiresAt] of this.#written) {
-      if (expiresAt <= now) void this.#delete(key);
+    const now = Date.now() / 1000;
+    let left = 0;
+    for (const [prefix, written] of this.#written) {
+      for (const [id, expiresAt] of written) {
+        if (expiresAt <= now) void this.#delete(prefix + id);
+      }
+      left += written.size;
     }
-    if (this.#written.size === 0 && this.#sweeper) {
+    if (left === 0 && this.#sweeper) {
       clearInterval(this.#sweeper);
       this.#sweeper = undefined;
     }
   }
 
   async #delete(key: string) {
-    this.#written.delete(key);
+    for (const [prefix, written] of this.#written) {
+      if (key.startsWith(prefix)) written.delete(key.slice(prefix.length));
+    }
     await this.#cache.delete(key).catch(() => undefined);
   }
 }
