@@ -27,6 +27,7 @@ import {
   ProcessSample,
 } from './protocol';
 import { rerouteBitbucketHosts } from './rerouteBitbucket';
+import { MEMBERS_LISTED_AT } from './users';
 
 /**
  * Our module with `sequentialProfileFetch: true`: user, then emails, then
@@ -73,6 +74,7 @@ function providerModule(spec: BackendSpec): BackendFeature {
       return require('@backstage/plugin-auth-backend-module-bitbucket-provider')
         .default;
     case 'ours':
+    case 'ours-bitbucket':
       return require('@bitbucket-signin/backstage-plugin-auth-backend-module-bitbucket-provider')
         .default;
     case 'ours-sequential':
@@ -116,6 +118,71 @@ function settle() {
   gc?.({ type: 'major', execution: 'sync', flavor: 'last-resort' });
 }
 
+/** How often the org import lists the workspace's members again, in the backend's (simulated) time. */
+const IMPORT_EVERY_MS = 60 * 60_000;
+
+/**
+ * The org import running on its schedule while the session model moves the
+ * clock on: once its listing is older than {@link IMPORT_EVERY_MS}, the
+ * workspace Group gets a new listing time (the members do not change). The
+ * in-memory catalog holds these same objects.
+ */
+function reimport(entities: Entity[]) {
+  const now = Date.now();
+  for (const entity of entities) {
+    const annotations = entity.metadata.annotations;
+    const listedAt = annotations?.[MEMBERS_LISTED_AT];
+    if (listedAt && now - Date.parse(listedAt) >= IMPORT_EVERY_MS) {
+      annotations[MEMBERS_LISTED_AT] = new Date(now).toISOString();
+    }
+  }
+}
+
+let dumps = 0;
+/**
+ * BENCH_SMAPS_DIR=<dir>: at every sample after a GC, where the resident
+ * memory is (RSS of /proc/self/smaps by kind of mapping) and V8's own
+ * figures, one JSON line per sample in <dir>/<kind>.jsonl (a diagnosis aid).
+ */
+function dumpMemory(kind: string) {
+  const byKind: Record<string, number> = {};
+  let name = '';
+  try {
+    for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+      const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+      if (head) {
+        const path = head[1];
+        name = !path
+          ? 'anonymous'
+          : path.startsWith('[')
+          ? path
+          : path.endsWith('.node') || path.includes('.so')
+          ? 'libraries'
+          : 'files';
+        continue;
+      }
+      const rss = /^Rss:\s+(\d+) kB/.exec(line);
+      if (rss) byKind[name] = (byKind[name] ?? 0) + Number(rss[1]);
+    }
+  } catch {
+    return; // not Linux
+  }
+  const m = process.memoryUsage();
+  const { appendFileSync, mkdirSync } = require('node:fs');
+  mkdirSync(process.env.BENCH_SMAPS_DIR!, { recursive: true });
+  appendFileSync(
+    `${process.env.BENCH_SMAPS_DIR}/${kind}.jsonl`,
+    `${JSON.stringify({
+      sample: dumps++,
+      rssKb: Math.round(m.rss / 1024),
+      heapTotalKb: Math.round(m.heapTotal / 1024),
+      externalKb: Math.round(m.external / 1024),
+      arrayBuffersKb: Math.round(m.arrayBuffers / 1024),
+      smapsRssKb: byKind,
+    })}\n`,
+  );
+}
+
 function send(message: ChildMessage) {
   process.send?.(message);
 }
@@ -142,10 +209,12 @@ async function main() {
   process.on('message', (message: ParentMessage) => {
     if (message.type === 'sample') {
       if (message.gc) settle();
+      if (message.gc && process.env.BENCH_SMAPS_DIR) dumpMemory(spec.kind);
       send({ type: 'sample', id: message.id, sample: sample() });
     } else if (message.type === 'clock') {
       // preloaded with --require by the harness (src/backends.ts)
       require('./clock.cjs').setClockOffset(message.offsetMs);
+      reimport(entities);
       send({ type: 'clock', id: message.id });
     } else if (message.type === 'stop') {
       backend

@@ -12,9 +12,11 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EmulatorCall } from '@internal/bitbucket-cloud-emulator';
 import {
+  CATALOG_MEMBERSHIP,
   ENV_CACHED,
   ENV_UNCACHED,
   RunningBackend,
+  setupOf,
   startBackend,
 } from './backends';
 import { CpuPinning, pinProcess, planCpuPinning } from './cpuPinning';
@@ -109,9 +111,9 @@ export const DEFAULT_OPTIONS: BenchSettings = {
   throughput: { rampMs: 500, windowMs: 5000, rounds: 5 },
   warmup: { start: 200, perLatency: 4 },
   rounds: 4,
-  backends: ['upstream', 'ours', 'ours-sequential'],
+  backends: ['upstream', 'ours', 'ours-bitbucket', 'ours-sequential'],
   users: 200,
-  sessionMemorySessions: 10_000,
+  sessionMemorySessions: 20_000,
   keepLogs: false,
   pin: true,
   oursSettings: {},
@@ -129,7 +131,7 @@ export const SMOKE_OPTIONS: BenchSettings = {
   throughput: { rampMs: 200, windowMs: 800, rounds: 1 },
   warmup: { start: 1, perLatency: 1 },
   rounds: 1,
-  backends: ['upstream', 'ours', 'ours-sequential'],
+  backends: ['upstream', 'ours', 'ours-bitbucket', 'ours-sequential'],
   users: 5,
   sessionMemorySessions: 1000,
   keepLogs: false,
@@ -197,6 +199,10 @@ export interface CellResult {
 export interface BackendInfo {
   kind: BackendKind;
   module: string;
+  /** Its settings, in words (src/backends.ts). */
+  setup: string;
+  /** Where ours takes workspace membership from; null for upstream. */
+  membership: 'catalog' | 'bitbucket' | null;
   startupMs: number;
   /** After start-up, before any request (after a full GC), MB. */
   rssBeforeMb: number;
@@ -285,6 +291,8 @@ export interface BenchResult {
 const MODULES: Record<BackendKind, string> = {
   upstream: '@backstage/plugin-auth-backend-module-bitbucket-provider@0.3.19',
   ours: '@bitbucket-signin/backstage-plugin-auth-backend-module-bitbucket-provider (this repo)',
+  'ours-bitbucket':
+    '@bitbucket-signin/backstage-plugin-auth-backend-module-bitbucket-provider (this repo), membership from Bitbucket',
   'ours-sequential':
     '@bitbucket-signin/backstage-plugin-auth-backend-module-bitbucket-provider (this repo), sequentialProfileFetch: true',
 };
@@ -524,17 +532,27 @@ async function throughputWindow(options: {
   what: string;
 }): Promise<ThroughputWindow> {
   const { backend, network, concurrency, rampMs, windowMs, nextUser } = options;
-  const started = performance.now();
-  const windowStart = started + rampMs;
-  const windowEnd = windowStart + windowMs;
+  // The window starts after the ramp-up and once every browser completed a
+  // sign-in: the steady state, with the backend's pool grown to the load
+  // (after the other backends' turns it may have closed every connection).
+  let windowStart = Infinity;
+  let windowEnd = Infinity;
   const done: { end: number; timed: Timed }[] = [];
   const errors: Error[] = [];
   let backendCpuMs = 0;
   let harnessCpuMs = 0;
   let connections = 0;
+  let firstDone!: () => void;
+  let waiting = concurrency;
+  const allFirstDone = new Promise<void>(r => {
+    firstDone = r;
+  });
 
   const sampler = (async () => {
-    await sleep(windowStart - performance.now());
+    await sleep(rampMs);
+    await allFirstDone;
+    windowStart = performance.now();
+    windowEnd = windowStart + windowMs;
     const s0 = await backend.sample();
     const h0 = process.cpuUsage();
     const c0 = network.connectionsOpened(backend.kind);
@@ -546,6 +564,7 @@ async function throughputWindow(options: {
   })();
   const lanes = Array.from({ length: concurrency }, async () => {
     const browser = new Browser(backend.url, network.emulator);
+    let first = true;
     try {
       while (performance.now() < windowEnd) {
         try {
@@ -553,6 +572,10 @@ async function throughputWindow(options: {
           done.push({ end: performance.now(), timed });
         } catch (error) {
           errors.push(error as Error);
+        }
+        if (first) {
+          first = false;
+          if (--waiting === 0) firstDone();
         }
       }
     } finally {
@@ -685,6 +708,13 @@ export async function runBenchmark(
       infos.set(kind, {
         kind,
         module: MODULES[kind],
+        setup: setupOf(kind),
+        membership:
+          kind === 'upstream'
+            ? null
+            : CATALOG_MEMBERSHIP && kind !== 'ours-bitbucket'
+            ? 'catalog'
+            : 'bitbucket',
         startupMs: Math.round(backend.startupMs),
         rssBeforeMb: mb(sample.rssBytes),
         rssAfterMb: NaN,
@@ -985,7 +1015,7 @@ export async function runBenchmark(
         backends: sessionBackends,
         network,
         env: ENV_CACHED,
-        users: [nextUser(), nextUser()],
+        users: sessionBackends.map(() => nextUser()),
         consentMs: options.cold.consentMs,
         advanceClock: async ms => {
           clockOffsetMs += ms;

@@ -134,6 +134,13 @@ export function judge(run: {
   const floor = floors(run.network);
   const latencies = [...new Set(run.cells.map(c => c.latencyMs))];
 
+  // with the import (issue 19) a sign-in fetches user and emails only
+  const catalog =
+    run.backends.find(b => b.kind === 'ours')?.membership === 'catalog';
+  const restLimit = catalog ? 2 : 4;
+  const restWhat = catalog
+    ? 'user, emails; membership from the catalog'
+    : 'user, emails, workspaces, the role in the allowed workspace';
   for (const rtt of latencies) {
     const ours = cell(rtt, 'ours');
     if (!ours) continue;
@@ -284,7 +291,7 @@ export function judge(run: {
       });
     if (upstream) {
       ratio(
-        'sign-in p50, warm: ours / upstream (4 REST calls to its 1)',
+        `sign-in p50, warm: ours / upstream (${restLimit} REST calls to its 1)`,
         ours.signIn.latency.p50,
         upstream.signIn.latency.p50,
         '≤',
@@ -335,13 +342,12 @@ export function judge(run: {
       Math.max(...oursCells.map(f));
     push({
       latencyMs: null,
-      target:
-        // the role in the one allowed workspace is issue 11's check (members only)
-        'REST calls per sign-in ≤ 4 (user, emails, workspaces, the role in the allowed workspace): opening connections ahead sends nothing',
+      // the role in the one allowed workspace is issue 11's check (members only)
+      target: `REST calls per sign-in ≤ ${restLimit} (${restWhat}): opening connections ahead sends nothing`,
       value: worst(c => Math.max(c.signIn.calls.rest, c.signInCold.calls.rest)),
       unit: 'calls',
       comparison: '≤',
-      limit: 4,
+      limit: restLimit,
       detail: 'the most of any latency, warm or cold',
     });
     push({
@@ -368,7 +374,7 @@ export function judge(run: {
     });
     push({
       latencyMs: null,
-      target: 'REST calls per refresh without a cache ≤ 4',
+      target: `REST calls per refresh without a cache ≤ ${restLimit}`,
       value: worst(c =>
         Math.max(
           c.refreshUncached.calls.rest,
@@ -377,7 +383,7 @@ export function judge(run: {
       ),
       unit: 'calls',
       comparison: '≤',
-      limit: 4,
+      limit: restLimit,
       detail: 'the most of any latency, warm or cold',
     });
   }
@@ -423,44 +429,59 @@ export function judge(run: {
     });
   }
 
-  // the session model (issue 12)
-  const oursDay = run.session.find(s => s.backend === 'ours');
+  // the session model (issues 12 and 19), for each setup of ours
   const upDay = run.session.find(s => s.backend === 'upstream');
-  if (oursDay) {
+  for (const kind of ['ours', 'ours-bitbucket'] as const) {
+    const day = run.session.find(s => s.backend === kind);
+    if (!day) continue;
+    const catalog =
+      run.backends.find(b => b.kind === kind)?.membership === 'catalog';
+    const who =
+      kind === 'ours'
+        ? `session model (${catalog ? 'catalog' : 'Bitbucket'} membership)`
+        : 'session model (ours-bitbucket: Bitbucket membership, 30m/8h)';
     push({
-      latencyMs: oursDay.rttMs,
-      target: 'session model: signed-out tabs = 0',
-      value: oursDay.signedOutTabs,
+      latencyMs: day.rttMs,
+      target: `${who}: signed-out tabs = 0`,
+      value: day.signedOutTabs,
       unit: 'tabs',
       comparison: '≤',
       limit: 0,
-      detail: `of ${oursDay.tabs} tabs${
+      detail: `of ${day.tabs} tabs${
         upDay ? `; upstream ${upDay.signedOutTabs} of ${upDay.tabs}` : ''
       }`,
     });
-    const own = cell(0, 'ours')?.refreshCached.latency.p50 ?? NaN;
+    // issue 19: with the import, the p95 has no Bitbucket round trip;
+    // without it, the p50
+    const pct = catalog ? 'p95' : 'p50';
+    const own = cell(0, kind)?.refreshCached.latency.p50 ?? NaN;
     push({
-      latencyMs: oursDay.rttMs,
-      target:
-        "session model: page-load /refresh p50 ≤ the backend's own work + 10 ms (no Bitbucket round trip)",
-      value: oursDay.refresh.p50,
+      latencyMs: day.rttMs,
+      target: `${who}: page-load /refresh ${pct} ≤ the backend's own work + 10 ms (no Bitbucket round trip)`,
+      value: day.refresh[pct],
       unit: 'ms',
       comparison: '≤',
       limit: own + 10,
       detail: Number.isFinite(own)
-        ? `own work: ours' warm cached refresh at RTT 0, ${ms(own)}`
+        ? `own work: its warm cached refresh at RTT 0, ${ms(own)}`
         : 'needs RTT 0 in --latencies for the own work',
     });
     if (upDay) {
+      const limit = catalog ? 0.1 : 0.5;
+      const carried = (perHour: number) =>
+        perHour > 0 ? Math.floor(1000 / perHour) : Infinity;
       push({
-        latencyMs: oursDay.rttMs,
-        target:
-          'session model: REST calls per user-hour, ours / upstream ≤ 0.5',
-        value: oursDay.restCallsPerUserHour / upDay.restCallsPerUserHour,
+        latencyMs: day.rttMs,
+        target: `${who}: REST calls per user-hour, ours / upstream ≤ ${limit}`,
+        value: day.restCallsPerUserHour / upDay.restCallsPerUserHour,
         unit: '×',
         comparison: '≤',
-        limit: 0.5,
-        detail: `ours ${oursDay.restCallsPerUserHour}, upstream ${upDay.restCallsPerUserHour} per user-hour`,
+        limit,
+        detail: `ours ${day.restCallsPerUserHour}, upstream ${
+          upDay.restCallsPerUserHour
+        } per user-hour: one consumer's 1,000 calls/h carry ${carried(
+          day.restCallsPerUserHour,
+        )} active users (upstream ${carried(upDay.restCallsPerUserHour)})`,
       });
     }
   }
