@@ -201,6 +201,8 @@ export async function startBackend(options: {
         '--require',
         require.resolve('./clock.cjs'),
         '--expose-gc',
+        // BENCH_BACKEND_FLAGS="<node or V8 flags>": for a diagnosis (docs/benchmarks.md)
+        ...(process.env.BENCH_BACKEND_FLAGS?.split(' ').filter(Boolean) ?? []),
         // BENCH_CPU_PROF_DIR=<dir>: a V8 CPU profile per backend (docs/benchmarks.md)
         ...(process.env.BENCH_CPU_PROF_DIR
           ? [

@@ -9,8 +9,8 @@ import { parseArgs } from './cli';
 import { planCpuPinning } from './cpuPinning';
 import { oursSettingsLine, renderReport } from './report';
 
-// Starts the emulator and three backend processes: slow on a busy machine.
-jest.setTimeout(180_000);
+// Starts the emulator and four backend processes: slow on a busy machine.
+jest.setTimeout(360_000);
 
 describe('yarn bench --smoke', () => {
   const dir = mkdtempSync(join(tmpdir(), 'bench-smoke-'));
