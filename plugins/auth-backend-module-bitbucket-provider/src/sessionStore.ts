@@ -77,15 +77,16 @@ export class SessionStore {
   readonly #clientId: string;
   readonly #options: SessionStoreOptions;
   /**
-   * The keys this process wrote, with when they expire (seconds since the
-   * epoch: a small integer, not a boxed number), by prefix: the key is the
-   * flat storage id, not the longer string made by joining prefix and id
-   * (each live session costs one entry here; issue 21).
+   * The keys this process wrote, with when they expire (ms since the store
+   * was made: a small integer for 24 days, not a boxed number), by prefix:
+   * the key is the flat storage id, not the longer string made by joining
+   * prefix and id (each live session costs one entry here; issue 21).
    */
   readonly #written = new Map<string, Map<string, number>>([
     [SESSION, new Map()],
     [ROTATED, new Map()],
   ]);
+  readonly #epoch = Date.now();
   #sweeper?: ReturnType<typeof setInterval>;
   #sweepEvery = 60_000;
 
@@ -224,7 +225,7 @@ export class SessionStore {
   }
 
   #track(prefix: string, id: string, expiresAt: number) {
-    this.#written.get(prefix)?.set(id, Math.ceil(expiresAt / 1000));
+    this.#written.get(prefix)?.set(id, expiresAt - this.#epoch);
     // sweep as often as the shortest-lived record needs, at most every minute
     const every = Math.min(60_000, Math.max(1000, expiresAt - Date.now()));
     if (!this.#sweeper || every < this.#sweepEvery) {
@@ -236,7 +237,7 @@ export class SessionStore {
   }
 
   #sweep() {
-    const now = Date.now() / 1000;
+    const now = Date.now() - this.#epoch;
     let left = 0;
     for (const [prefix, written] of this.#written) {
       for (const [id, expiresAt] of written) {
