@@ -138,6 +138,19 @@ function reimport(entities: Entity[]) {
   }
 }
 
+/** Each thread's name and CPU time so far (ms), from /proc/self/task. */
+function threadCpu(): string[] {
+  const { readdirSync } = require('node:fs');
+  return (readdirSync('/proc/self/task') as string[]).map(tid => {
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime, fields 14 and 15 of stat, in clock ticks (10 ms)
+    const ms = (Number(fields[11]) + Number(fields[12])) * 10;
+    return `${tid} ${name} ${ms}`;
+  });
+}
+
 let dumps = 0;
 /**
  * BENCH_SMAPS_DIR=<dir>: at every sample after a GC, where the resident
@@ -146,11 +159,15 @@ let dumps = 0;
  */
 function dumpMemory(kind: string) {
   const byKind: Record<string, number> = {};
+  /** Anonymous mappings resident beyond 1 MB: range, permissions, kB. */
+  const large: string[] = [];
   let name = '';
+  let range = '';
   try {
     for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
       const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
       if (head) {
+        range = line.split(' ', 2).join(' ');
         const path = head[1];
         name = !path
           ? 'anonymous'
@@ -162,7 +179,12 @@ function dumpMemory(kind: string) {
         continue;
       }
       const rss = /^Rss:\s+(\d+) kB/.exec(line);
-      if (rss) byKind[name] = (byKind[name] ?? 0) + Number(rss[1]);
+      if (rss) {
+        byKind[name] = (byKind[name] ?? 0) + Number(rss[1]);
+        if (name === 'anonymous' && Number(rss[1]) > 1024) {
+          large.push(`${range} ${rss[1]}`);
+        }
+      }
     }
   } catch {
     return; // not Linux
@@ -179,6 +201,8 @@ function dumpMemory(kind: string) {
       externalKb: Math.round(m.external / 1024),
       arrayBuffersKb: Math.round(m.arrayBuffers / 1024),
       smapsRssKb: byKind,
+      largeAnonymous: large,
+      threads: threadCpu(),
     })}\n`,
   );
 }
