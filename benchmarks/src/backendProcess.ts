@@ -151,6 +151,14 @@ function threadCpu(): string[] {
   });
 }
 
+/** What a mapping of /proc/self/smaps holds, by its path. */
+function mappingKind(path: string): string {
+  if (!path) return 'anonymous';
+  if (path.startsWith('[')) return path;
+  if (path.endsWith('.node') || path.includes('.so')) return 'libraries';
+  return 'files';
+}
+
 let dumps = 0;
 /**
  * BENCH_SMAPS_DIR=<dir>: at every sample after a GC, where the resident
@@ -169,13 +177,7 @@ function dumpMemory(kind: string) {
       if (head) {
         range = line.split(' ', 2).join(' ');
         const path = head[1];
-        name = !path
-          ? 'anonymous'
-          : path.startsWith('[')
-          ? path
-          : path.endsWith('.node') || path.includes('.so')
-          ? 'libraries'
-          : 'files';
+        name = mappingKind(path);
         continue;
       }
       const rss = /^Rss:\s+(\d+) kB/.exec(line);

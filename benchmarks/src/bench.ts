@@ -314,6 +314,14 @@ export const METHOD = [
   "The session model (src/sessionModel.ts) runs last: simulated hours in which the harness moves the wall clock of the backends (a --require preload offsets Date), of the emulator and of the browsers' cookie jars, so that token expiry, cache TTLs and cookie lifetimes behave as in real hours; every page load is cold (10 simulated minutes outlast any keep-alive).",
 ];
 
+/** Where a backend takes workspace membership from (src/backends.ts). */
+function membershipOf(kind: BackendKind): BackendInfo['membership'] {
+  if (kind === 'upstream') return null;
+  return CATALOG_MEMBERSHIP && kind !== 'ours-bitbucket'
+    ? 'catalog'
+    : 'bitbucket';
+}
+
 /** Longer than the backends' keep-alive timeouts. */
 const KEEP_ALIVE_OUTLIVED_MS = 6000;
 
@@ -709,12 +717,7 @@ export async function runBenchmark(
         kind,
         module: MODULES[kind],
         setup: setupOf(kind),
-        membership:
-          kind === 'upstream'
-            ? null
-            : CATALOG_MEMBERSHIP && kind !== 'ours-bitbucket'
-            ? 'catalog'
-            : 'bitbucket',
+        membership: membershipOf(kind),
         startupMs: Math.round(backend.startupMs),
         rssBeforeMb: mb(sample.rssBytes),
         rssAfterMb: NaN,

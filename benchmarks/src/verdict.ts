@@ -434,11 +434,11 @@ export function judge(run: {
   for (const kind of ['ours', 'ours-bitbucket'] as const) {
     const day = run.session.find(s => s.backend === kind);
     if (!day) continue;
-    const catalog =
+    const fromCatalog =
       run.backends.find(b => b.kind === kind)?.membership === 'catalog';
     const who =
       kind === 'ours'
-        ? `session model (${catalog ? 'catalog' : 'Bitbucket'} membership)`
+        ? `session model (${fromCatalog ? 'catalog' : 'Bitbucket'} membership)`
         : 'session model (ours-bitbucket: Bitbucket membership, 30m/8h)';
     push({
       latencyMs: day.rttMs,
@@ -453,7 +453,7 @@ export function judge(run: {
     });
     // issue 19: with the import, the p95 has no Bitbucket round trip;
     // without it, the p50
-    const pct = catalog ? 'p95' : 'p50';
+    const pct = fromCatalog ? 'p95' : 'p50';
     const own = cell(0, kind)?.refreshCached.latency.p50 ?? NaN;
     push({
       latencyMs: day.rttMs,
@@ -467,7 +467,7 @@ export function judge(run: {
         : 'needs RTT 0 in --latencies for the own work',
     });
     if (upDay) {
-      const limit = catalog ? 0.1 : 0.5;
+      const limit = fromCatalog ? 0.1 : 0.5;
       const carried = (perHour: number) =>
         perHour > 0 ? Math.floor(1000 / perHour) : Infinity;
       push({
