@@ -23,8 +23,12 @@ import {
   readPreconnectPlan,
 } from './connections';
 
-/** An HTTPS server that counts its TLS connections and requests. */
-async function startCountingServer() {
+/**
+ * An HTTPS server that counts its TLS connections and requests. It says
+ * `Keep-Alive: timeout=5` (Node's default) unless `keepAliveHint` is false:
+ * then no header, and no idle timeout of its own.
+ */
+async function startCountingServer(options: { keepAliveHint?: boolean } = {}) {
   const tls = await createEmulatorTls();
   const sockets = new Set<Socket>();
   const counts = { connections: 0, requests: 0 };
@@ -41,6 +45,7 @@ async function startCountingServer() {
       else answer();
     },
   );
+  if (options.keepAliveHint === false) server.keepAliveTimeout = 0;
   server.on('secureConnection', socket => {
     counts.connections += 1;
     sockets.add(socket);
@@ -89,6 +94,32 @@ describe('BitbucketConnections', () => {
     await connections.close();
     await server.close();
   });
+
+  it('keeps an idle connection 4 s when the server says 5 s, and 5 s when it says nothing (as api.bitbucket.org)', async () => {
+    const idle = (ms: number) => new Promise(r => setTimeout(r, ms));
+    // Node's server says `Keep-Alive: timeout=5`: kept 5 s less 1 s
+    await get('/a');
+    await idle(3500);
+    await get('/b');
+    expect(server.counts).toEqual({ connections: 1, requests: 2 });
+
+    // no Keep-Alive header (and no server-side idle timeout): kept 5 s
+    const silent = await startCountingServer({ keepAliveHint: false });
+    const pool = new BitbucketConnections({ connect: { ca: silent.ca } });
+    try {
+      const getSilent = (path: string) =>
+        request(`${silent.url}${path}`, {
+          dispatcher: pool.dispatcher(),
+        }).then(res => res.body.text());
+      await getSilent('/a');
+      await idle(4500);
+      await getSilent('/b');
+      expect(silent.counts).toEqual({ connections: 1, requests: 2 });
+    } finally {
+      await pool.close();
+      await silent.close();
+    }
+  }, 20_000);
 
   it('opens the connections (TCP and TLS) without sending a request', async () => {
     connections.preconnect(`${server.url}/2.0`, 3, 60_000);

@@ -79,6 +79,22 @@ const NODE_DEFAULT_DISPATCHER = defaultDispatcherAtLoad(getGlobalDispatcher());
 export const DEFAULT_PRECONNECT_HOLD_MS = 120_000;
 /** At most this many connections per origin wait unused (`/start` needs no sign-in). */
 export const MAX_HELD_PER_ORIGIN = 16;
+/**
+ * How long an idle pooled connection is kept when the server does not say
+ * (`Keep-Alive: timeout=…`). api.bitbucket.org sends no such header
+ * (jenkinsci/bitbucket-branch-source-plugin#218) and publishes no idle
+ * timeout; clients that kept its connections indefinitely met stale ones,
+ * and that plugin has kept them 5 s since 2019 (#218; again in #1012).
+ * undici's default is 4 s.
+ */
+export const KEEP_ALIVE_MS = 5000;
+/**
+ * When the server does say, its timeout less this margin (undici's default
+ * is 2 s; Node's https agent, which upstream uses, takes 1 s off): a
+ * request sent just before the client's timeout still reaches the server
+ * well before its own.
+ */
+export const KEEP_ALIVE_MARGIN_MS = 1000;
 
 /** A connection opened ahead, waiting for a call to take it. */
 class HeldConnection {
@@ -185,6 +201,8 @@ export class BitbucketConnections {
     });
     this.#maxHeld = options.maxHeldPerOrigin ?? MAX_HELD_PER_ORIGIN;
     this.#agent = new Agent({
+      keepAliveTimeout: KEEP_ALIVE_MS,
+      keepAliveTimeoutThreshold: KEEP_ALIVE_MARGIN_MS,
       factory: (origin, opts) => {
         const key = new URL(String(origin)).origin;
         const count = (delta: number) =>

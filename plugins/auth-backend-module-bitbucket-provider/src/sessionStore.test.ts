@@ -90,6 +90,34 @@ describe('SessionStore', () => {
     expect(await store.get(RT2)).toEqual(rotatedTo(store, RT2, RT));
   });
 
+  it("seals a session in 601 characters (534 before issue 20 added the session's chain id): one-letter field names, no refresh token under its own key, no repeated email (issue 21: heap per live session)", async () => {
+    const { cache, entries } = rawCache();
+    const store = new SessionStore(cache, 'client', {
+      keepSessions: true,
+      graceMs: 10_000,
+    });
+    await store.put(session(RT), 60_000);
+    const sealed = entries.get(`bitbucket-session:v2:${store.id(RT)}`)!
+      .value as string;
+    // the length depends on the values only (AES-GCM: no compression)
+    expect(sealed.length).toBe(601);
+    // everything reads back: the refresh token, `bearer`, the email
+    expect(await store.get(RT)).toEqual({
+      ...session(RT),
+      chain: store.id(RT),
+    });
+    // a rotation record still names the refresh token it leads to
+    await store.rotate(RT, session(RT2), 60_000);
+    expect(await store.rotated(RT)).toEqual(rotatedTo(store, RT2, RT));
+    // another token type, and an email that is not the primary one, are kept
+    const other = session(RT2, {
+      tokenType: 'mac',
+      profile: { ...profile, email: 'other@example.com' },
+    });
+    await store.put(other, 60_000);
+    expect(await store.get(RT2)).toEqual({ ...other, chain: store.id(RT2) });
+  });
+
   it('a record is readable only with its own refresh token, at its own key', async () => {
     const { cache, entries } = rawCache();
     const store = new SessionStore(cache, 'client', {
@@ -133,6 +161,26 @@ describe('SessionStore', () => {
     jest.advanceTimersByTime(10_001);
     expect(await store.rotated(RT)).toBeUndefined();
     expect(await store.get(RT2)).toEqual(rotatedTo(store, RT2, RT));
+  });
+
+  it('deletes from the cache the records this process wrote once they expired, and only those', async () => {
+    jest.useFakeTimers({ now: 1_700_000_000_000 });
+    // a store that never expires anything itself (as Backstage's memory store for unread keys)
+    const { cache, entries } = rawCache();
+    const store = new SessionStore(cache, 'client', {
+      keepSessions: true,
+      graceMs: 10_000,
+    });
+    await store.put(session(RT), 60_000);
+    await store.rotate(RT, session(RT2), 120_000);
+    expect(entries.size).toBe(2); // RT2's session, RT's rotation record
+    await jest.advanceTimersByTimeAsync(61_000);
+    // the rotation record (10 s) went; the session (120 s) stays
+    expect([...entries.keys()]).toEqual([
+      `bitbucket-session:v2:${store.id(RT2)}`,
+    ]);
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(entries.size).toBe(0);
   });
 
   it('a rotation keeps the ages of the profile it carries', async () => {

@@ -109,8 +109,19 @@ export class SessionStore {
   readonly #cache: CacheService;
   readonly #clientId: string;
   readonly #options: SessionStoreOptions;
-  /** The keys this process wrote, with when they expire. */
-  readonly #written = new Map<string, number>();
+  /**
+   * The keys this process wrote, with when they expire (ms since the store
+   * was made: a small integer for 24 days, not a boxed number), by prefix:
+   * the key is the flat storage id, not the longer string made by joining
+   * prefix and id (each live session costs one entry here; issue 21).
+   */
+  readonly #written = new Map<string, Map<string, number>>([
+    [SESSION, new Map()],
+    [ROTATED, new Map()],
+    [CHAIN, new Map()],
+    [ENDED, new Map()],
+  ]);
+  readonly #epoch = Date.now();
   #sweeper?: ReturnType<typeof setInterval>;
   #sweepEvery = 60_000;
 
@@ -271,7 +282,7 @@ export class SessionStore {
       [...ended].map(id =>
         this.#cache
           .set(ENDED + id, 1, { ttl })
-          .then(() => this.#track(ENDED + id, Date.now() + ttl))
+          .then(() => this.#track(ENDED, id, Date.now() + ttl))
           .catch(() => undefined),
       ),
     );
@@ -294,7 +305,11 @@ export class SessionStore {
     refreshToken: string,
     options: { evenEnded?: boolean } = {},
   ): Promise<StoredSession | undefined> {
-    const session = await this.#readSealed(prefix, refreshToken);
+    const session = unpack(await this.#readSealed(prefix, refreshToken));
+    // a session record does not repeat its refresh token: the reader has it
+    if (session && session.refreshToken === undefined) {
+      session.refreshToken = refreshToken;
+    }
     if (!isStoredSession(session)) return undefined;
     if (!options.evenEnded && (await this.#ended([session.chain]))) {
       return undefined;
@@ -315,7 +330,12 @@ export class SessionStore {
     session: StoredSession,
     ttl: number,
   ): Promise<void> {
-    await this.#writeSealed(prefix, refreshToken, session, ttl);
+    await this.#writeSealed(
+      prefix,
+      refreshToken,
+      pack(session, refreshToken),
+      ttl,
+    );
   }
 
   async #writeSealed(
@@ -324,11 +344,12 @@ export class SessionStore {
     value: unknown,
     ttl: number,
   ): Promise<void> {
-    const key = prefix + this.id(refreshToken);
+    const id = this.id(refreshToken);
+    const key = prefix + id;
     await this.#cache
       .set(key, seal(value, this.#key(refreshToken), key), { ttl })
       .catch(() => undefined); // a cache outage costs calls, not sign-ins
-    this.#track(key, Date.now() + ttl);
+    this.#track(prefix, id, Date.now() + ttl);
   }
 
   #key(refreshToken: string): Buffer {
@@ -343,8 +364,8 @@ export class SessionStore {
     );
   }
 
-  #track(key: string, expiresAt: number) {
-    this.#written.set(key, expiresAt);
+  #track(prefix: string, id: string, expiresAt: number) {
+    this.#written.get(prefix)?.set(id, expiresAt - this.#epoch);
     // sweep as often as the shortest-lived record needs, at most every minute
     const every = Math.min(60_000, Math.max(1000, expiresAt - Date.now()));
     if (!this.#sweeper || every < this.#sweepEvery) {
@@ -356,20 +377,156 @@ export class SessionStore {
   }
 
   #sweep() {
-    const now = Date.now();
-    for (const [key, expiresAt] of this.#written) {
-      if (expiresAt <= now) void this.#delete(key);
+    const now = Date.now() - this.#epoch;
+    let left = 0;
+    for (const [prefix, written] of this.#written) {
+      for (const [id, expiresAt] of written) {
+        if (expiresAt <= now) void this.#delete(prefix + id);
+      }
+      left += written.size;
     }
-    if (this.#written.size === 0 && this.#sweeper) {
+    if (left === 0 && this.#sweeper) {
       clearInterval(this.#sweeper);
       this.#sweeper = undefined;
     }
   }
 
   async #delete(key: string) {
-    this.#written.delete(key);
+    for (const [prefix, written] of this.#written) {
+      if (key.startsWith(prefix)) written.delete(key.slice(prefix.length));
+    }
     await this.#cache.delete(key).catch(() => undefined);
   }
+}
+
+/*
+ * The sealed JSON names the record's fields with one letter each, drops the
+ * refresh token of a record kept under that token (the reader holds it),
+ * the token type when it is Bitbucket's `bearer`, and the profile's `email`
+ * when it is the primary confirmed one of `emails` (it is read back from
+ * there). A live session costs its sealed record in the cache's memory:
+ * about 450 characters of each 1,230 were these (issue 21). This is no
+ * compression: the names are fixed, so the sealed length still depends on
+ * the values' lengths only, as before; compressing before encrypting would
+ * let the length tell what the record holds. Fields without a short name
+ * (added later) are kept as they are, and a record written before this
+ * (long names) still reads.
+ */
+const SHORT_NAMES = {
+  session: {
+    accessToken: 'a',
+    tokenType: 't',
+    scope: 's',
+    expiresAt: 'x',
+    refreshToken: 'r',
+    profile: 'p',
+    identityFetchedAt: 'i',
+    membershipFetchedAt: 'm',
+    fingerprint: 'f',
+    rotatedFrom: 'o',
+    chain: 'k',
+  },
+  profile: {
+    uuid: 'u',
+    accountId: 'c',
+    nickname: 'n',
+    username: 'h',
+    displayName: 'd',
+    avatarUrl: 'v',
+    profileUrl: 'l',
+    email: 'e',
+    emails: 'E',
+    workspaces: 'w',
+  },
+  email: { email: 'e', isPrimary: 'p', isConfirmed: 'c' },
+  workspace: {
+    slug: 's',
+    uuid: 'u',
+    administrator: 'a',
+    permission: 'p',
+  },
+} as const;
+type Names = Record<string, string>;
+const LONG_NAMES = Object.fromEntries(
+  Object.entries(SHORT_NAMES).map(([level, names]) => [
+    level,
+    Object.fromEntries(Object.entries(names).map(([k, v]) => [v, k])),
+  ]),
+) as Record<keyof typeof SHORT_NAMES, Names>;
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The same object, its keys renamed by `names` (others kept); `nested` maps keys to their value's own renaming. */
+function rename(
+  value: Record<string, unknown>,
+  names: Names,
+  nested: Record<string, (v: unknown) => unknown> = {},
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    if (v === undefined) continue;
+    out[names[k] ?? k] = nested[k] ? nested[k](v) : v;
+  }
+  return out;
+}
+
+const eachObject =
+  (f: (o: Record<string, unknown>) => unknown) => (v: unknown) =>
+    Array.isArray(v) ? v.map(o => (isObject(o) ? f(o) : o)) : v;
+
+/** The primary confirmed address of `emails`, as profileSource reads it. */
+function primaryEmail(emails: unknown): unknown {
+  return Array.isArray(emails)
+    ? emails.find(e => isObject(e) && e.isPrimary && e.isConfirmed)?.email
+    : undefined;
+}
+
+function pack(session: StoredSession, keyToken: string): unknown {
+  const { refreshToken, tokenType, profile, ...rest } = session;
+  const kept: Record<string, unknown> = { ...rest };
+  if (refreshToken !== keyToken) kept.refreshToken = refreshToken;
+  if (tokenType !== 'bearer') kept.tokenType = tokenType;
+  if (profile) {
+    const { email, ...others } = profile;
+    kept.profile =
+      email !== undefined && email === primaryEmail(profile.emails)
+        ? others
+        : profile;
+  }
+  const short = SHORT_NAMES;
+  return rename(kept, short.session, {
+    profile: p =>
+      isObject(p)
+        ? rename(p, short.profile, {
+            emails: eachObject(e => rename(e, short.email)),
+            workspaces: eachObject(w => rename(w, short.workspace)),
+          })
+        : p,
+  });
+}
+
+/** The record as {@link pack} wrote it (or as written before, with long names), with what it left out. */
+function unpack(value: unknown): Partial<StoredSession> | undefined {
+  if (!isObject(value)) return undefined;
+  const long = LONG_NAMES;
+  const session = rename(value, long.session, {
+    p: p =>
+      isObject(p)
+        ? rename(p, long.profile, {
+            E: eachObject(e => rename(e, long.email)),
+            w: eachObject(w => rename(w, long.workspace)),
+          })
+        : p,
+  }) as Partial<StoredSession> & Record<string, unknown>;
+  session.tokenType ??= 'bearer';
+  const profile = session.profile as Record<string, unknown> | undefined;
+  if (isObject(profile) && profile.email === undefined) {
+    const email = primaryEmail(profile.emails);
+    if (email !== undefined) profile.email = email;
+  }
+  return session;
 }
 
 /** `v2.<iv>.<ciphertext>.<tag>`, base64url: AES-256-GCM with the key as AAD. */
