@@ -27,6 +27,7 @@ import {
   ProcessSample,
 } from './protocol';
 import { rerouteBitbucketHosts } from './rerouteBitbucket';
+import { MEMBERS_LISTED_AT } from './users';
 
 /**
  * Our module with `sequentialProfileFetch: true`: user, then emails, then
@@ -73,6 +74,7 @@ function providerModule(spec: BackendSpec): BackendFeature {
       return require('@backstage/plugin-auth-backend-module-bitbucket-provider')
         .default;
     case 'ours':
+    case 'ours-bitbucket':
       return require('@bitbucket-signin/backstage-plugin-auth-backend-module-bitbucket-provider')
         .default;
     case 'ours-sequential':
@@ -116,6 +118,97 @@ function settle() {
   gc?.({ type: 'major', execution: 'sync', flavor: 'last-resort' });
 }
 
+/** How often the org import lists the workspace's members again, in the backend's (simulated) time. */
+const IMPORT_EVERY_MS = 30 * 60_000;
+
+/**
+ * The org import running on its schedule while the session model moves the
+ * clock on: once its listing is older than {@link IMPORT_EVERY_MS}, the
+ * workspace Group gets a new listing time (the members do not change). The
+ * in-memory catalog holds these same objects.
+ */
+function reimport(entities: Entity[]) {
+  const now = Date.now();
+  for (const entity of entities) {
+    const annotations = entity.metadata.annotations;
+    const listedAt = annotations?.[MEMBERS_LISTED_AT];
+    if (listedAt && now - Date.parse(listedAt) >= IMPORT_EVERY_MS) {
+      annotations[MEMBERS_LISTED_AT] = new Date(now).toISOString();
+    }
+  }
+}
+
+/** Each thread's name and CPU time so far (ms), from /proc/self/task. */
+function threadCpu(): string[] {
+  const { readdirSync } = require('node:fs');
+  return (readdirSync('/proc/self/task') as string[]).map(tid => {
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime, fields 14 and 15 of stat, in clock ticks (10 ms)
+    const ms = (Number(fields[11]) + Number(fields[12])) * 10;
+    return `${tid} ${name} ${ms}`;
+  });
+}
+
+/** What a mapping of /proc/self/smaps holds, by its path. */
+function mappingKind(path: string): string {
+  if (!path) return 'anonymous';
+  if (path.startsWith('[')) return path;
+  if (path.endsWith('.node') || path.includes('.so')) return 'libraries';
+  return 'files';
+}
+
+let dumps = 0;
+/**
+ * BENCH_SMAPS_DIR=<dir>: at every sample after a GC, where the resident
+ * memory is (RSS of /proc/self/smaps by kind of mapping) and V8's own
+ * figures, one JSON line per sample in <dir>/<kind>.jsonl (a diagnosis aid).
+ */
+function dumpMemory(kind: string) {
+  const byKind: Record<string, number> = {};
+  /** Anonymous mappings resident beyond 1 MB: range, permissions, kB. */
+  const large: string[] = [];
+  let name = '';
+  let range = '';
+  try {
+    for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+      const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+      if (head) {
+        range = line.split(' ', 2).join(' ');
+        const path = head[1];
+        name = mappingKind(path);
+        continue;
+      }
+      const rss = /^Rss:\s+(\d+) kB/.exec(line);
+      if (rss) {
+        byKind[name] = (byKind[name] ?? 0) + Number(rss[1]);
+        if (name === 'anonymous' && Number(rss[1]) > 1024) {
+          large.push(`${range} ${rss[1]}`);
+        }
+      }
+    }
+  } catch {
+    return; // not Linux
+  }
+  const m = process.memoryUsage();
+  const { appendFileSync, mkdirSync } = require('node:fs');
+  mkdirSync(process.env.BENCH_SMAPS_DIR!, { recursive: true });
+  appendFileSync(
+    `${process.env.BENCH_SMAPS_DIR}/${kind}.jsonl`,
+    `${JSON.stringify({
+      sample: dumps++,
+      rssKb: Math.round(m.rss / 1024),
+      heapTotalKb: Math.round(m.heapTotal / 1024),
+      externalKb: Math.round(m.external / 1024),
+      arrayBuffersKb: Math.round(m.arrayBuffers / 1024),
+      smapsRssKb: byKind,
+      largeAnonymous: large,
+      threads: threadCpu(),
+    })}\n`,
+  );
+}
+
 function send(message: ChildMessage) {
   process.send?.(message);
 }
@@ -142,10 +235,12 @@ async function main() {
   process.on('message', (message: ParentMessage) => {
     if (message.type === 'sample') {
       if (message.gc) settle();
+      if (message.gc && process.env.BENCH_SMAPS_DIR) dumpMemory(spec.kind);
       send({ type: 'sample', id: message.id, sample: sample() });
     } else if (message.type === 'clock') {
       // preloaded with --require by the harness (src/backends.ts)
       require('./clock.cjs').setClockOffset(message.offsetMs);
+      reimport(entities);
       send({ type: 'clock', id: message.id });
     } else if (message.type === 'stop') {
       backend

@@ -55,6 +55,46 @@ export function moduleReads(key: string): boolean {
 }
 
 /**
+ * Whether this module can take workspace membership from the imported
+ * catalog (issue 19): then `ours` runs the recommended setup, membership
+ * from the org import's Group (src/users.ts), and `ours-bitbucket` the
+ * Bitbucket one. Before, both ask Bitbucket.
+ */
+export const CATALOG_MEMBERSHIP = moduleReads('workspaceMembershipSource');
+
+/** What ours-bitbucket sets: membership from Bitbucket, cached as issue 19 decided. */
+export const BITBUCKET_SETUP: Record<string, unknown> = {
+  profileCacheTtl: '30m',
+  identityCacheTtl: '8h',
+  ...(CATALOG_MEMBERSHIP ? { workspaceMembershipSource: 'bitbucket' } : {}),
+};
+
+/** What ours sets on top of the bench's config: the recommended setup. */
+export const RECOMMENDED_SETUP: Record<string, unknown> = CATALOG_MEMBERSHIP
+  ? { workspaceMembershipSource: 'catalog' }
+  : {};
+
+/** The setup of a backend of ours, in words (for the report). */
+export function setupOf(kind: BackendKind): string {
+  switch (kind) {
+    case 'upstream':
+      return 'upstream 0.3.19, as documented';
+    case 'ours':
+      return CATALOG_MEMBERSHIP
+        ? 'membership from the imported catalog (workspaceMembershipSource: catalog), the module defaults otherwise'
+        : "membership from Bitbucket, the module's defaults (this module does not read workspaceMembershipSource yet)";
+    case 'ours-bitbucket':
+      return `membership from Bitbucket: ${Object.entries(BITBUCKET_SETUP)
+        .map(([k, v]) => `${k}: ${v}`)
+        .join(', ')}`;
+    case 'ours-sequential':
+      return "as ours' defaults, with sequentialProfileFetch: true";
+    default:
+      return String(kind);
+  }
+}
+
+/**
  * The app-config of one backend; ours gets a second, uncached environment.
  * `oursSettings` go on top of ours' (both environments; the uncached one
  * keeps its `profileCacheTtl: 0`).
@@ -93,7 +133,11 @@ export function backendConfig(
       ...(moduleReads('accountSignInsPerHour')
         ? { accountSignInsPerHour: 0 }
         : {}),
-      ...oursSettings,
+      // ours-bitbucket: the Bitbucket setup, fixed; the others the
+      // recommended one, and the --ours keys on top
+      ...(kind === 'ours-bitbucket'
+        ? BITBUCKET_SETUP
+        : { ...RECOMMENDED_SETUP, ...oursSettings }),
     };
     bitbucket = {
       [ENV_CACHED]: ours,
@@ -157,6 +201,8 @@ export async function startBackend(options: {
         '--require',
         require.resolve('./clock.cjs'),
         '--expose-gc',
+        // BENCH_BACKEND_FLAGS="<node or V8 flags>": for a diagnosis (docs/benchmarks.md)
+        ...(process.env.BENCH_BACKEND_FLAGS?.split(' ').filter(Boolean) ?? []),
         // BENCH_CPU_PROF_DIR=<dir>: a V8 CPU profile per backend (docs/benchmarks.md)
         ...(process.env.BENCH_CPU_PROF_DIR
           ? [

@@ -12,16 +12,19 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EmulatorCall } from '@internal/bitbucket-cloud-emulator';
 import {
+  CATALOG_MEMBERSHIP,
   ENV_CACHED,
   ENV_UNCACHED,
   RunningBackend,
+  setupOf,
   startBackend,
 } from './backends';
 import { CpuPinning, pinProcess, planCpuPinning } from './cpuPinning';
-import { Browser, Timed } from './driver';
+import { Browser, signInsCompleted, Timed } from './driver';
 import { mb, stringifyJson } from './format';
 import { BenchNetwork, NetworkModel, startBenchNetwork } from './network';
 import { runSessionModel, SessionOptions, SessionResult } from './sessionModel';
+import { measureSessionMemory, SessionMemoryResult } from './sessionMemory';
 import { judge, Verdict } from './verdict';
 import { BackendKind, ProcessSample } from './protocol';
 import {
@@ -69,6 +72,12 @@ export interface BenchOptions {
   /** Distinct Bitbucket users seeded (and catalog users). */
   users: number;
   /**
+   * Sessions put in a memory store to measure the heap of one (before the
+   * backends start); 0: not measured, and the memory targets that need it
+   * are not judged.
+   */
+  sessionMemorySessions: number;
+  /**
    * Keep the backends' configs and logs (a new temporary folder) after a
    * successful run; they are always kept after a failed one.
    */
@@ -102,8 +111,9 @@ export const DEFAULT_OPTIONS: BenchSettings = {
   throughput: { rampMs: 500, windowMs: 5000, rounds: 5 },
   warmup: { start: 200, perLatency: 4 },
   rounds: 4,
-  backends: ['upstream', 'ours', 'ours-sequential'],
+  backends: ['upstream', 'ours', 'ours-bitbucket', 'ours-sequential'],
   users: 200,
+  sessionMemorySessions: 20_000,
   keepLogs: false,
   pin: true,
   oursSettings: {},
@@ -121,8 +131,9 @@ export const SMOKE_OPTIONS: BenchSettings = {
   throughput: { rampMs: 200, windowMs: 800, rounds: 1 },
   warmup: { start: 1, perLatency: 1 },
   rounds: 1,
-  backends: ['upstream', 'ours', 'ours-sequential'],
+  backends: ['upstream', 'ours', 'ours-bitbucket', 'ours-sequential'],
   users: 5,
+  sessionMemorySessions: 1000,
   keepLogs: false,
   pin: false,
   oursSettings: {},
@@ -158,6 +169,13 @@ export interface ThroughputResult {
   harnessCpuPercent?: number;
   /** New connections to Bitbucket per sign-in in the windows (TLS handshakes the backend paid). */
   connectionsPerSignIn?: number;
+  /**
+   * Sign-ins per second of each round's window, in the order of the rounds
+   * (the verdict pairs them with the other backend's, round by round).
+   */
+  perRound?: number[];
+  /** New connections per sign-in of each round's window. */
+  connectionsPerRound?: number[];
   errors: number;
 }
 
@@ -181,6 +199,10 @@ export interface CellResult {
 export interface BackendInfo {
   kind: BackendKind;
   module: string;
+  /** Its settings, in words (src/backends.ts). */
+  setup: string;
+  /** Where ours takes workspace membership from; null for upstream. */
+  membership: 'catalog' | 'bitbucket' | null;
   startupMs: number;
   /** After start-up, before any request (after a full GC), MB. */
   rssBeforeMb: number;
@@ -199,6 +221,13 @@ export interface BackendInfo {
   outsideHeapBeforeMb: number;
   /** The same when `rssAfterSeriesMb` is taken, MB. */
   outsideHeapAfterSeriesMb: number;
+  /**
+   * Sessions the backend keeps when `rssAfterSeriesMb` is taken: the
+   * sign-ins it completed in its session-keeping environment (none expired
+   * yet: the series are shorter than any session's lifetime). Upstream
+   * keeps none.
+   */
+  liveSessionsAfterSeries: number;
   /** The backend's log file, when kept (--keep-logs). */
   log: string | null;
 }
@@ -250,6 +279,11 @@ export interface BenchResult {
   ratios: Ratio[];
   /** The session model, per backend (ours and upstream). */
   session: SessionResult[];
+  /**
+   * What one live session of ours costs in heap (src/sessionMemory.ts, in
+   * the harness before the backends start); null when not measured.
+   */
+  sessionMemory: SessionMemoryResult | null;
   /** Every target, judged: what `yarn bench --check` checks. */
   verdict: Verdict[];
 }
@@ -257,6 +291,8 @@ export interface BenchResult {
 const MODULES: Record<BackendKind, string> = {
   upstream: '@backstage/plugin-auth-backend-module-bitbucket-provider@0.3.19',
   ours: '@bitbucket-signin/backstage-plugin-auth-backend-module-bitbucket-provider (this repo)',
+  'ours-bitbucket':
+    '@bitbucket-signin/backstage-plugin-auth-backend-module-bitbucket-provider (this repo), membership from Bitbucket',
   'ours-sequential':
     '@bitbucket-signin/backstage-plugin-auth-backend-module-bitbucket-provider (this repo), sequentialProfileFetch: true',
 };
@@ -277,6 +313,14 @@ export const METHOD = [
   "CPU is process.cpuUsage() of the backend process (user + system) over the series or window, divided by the operations; RSS is process.memoryUsage().rss after V8's last-resort GC (full, compacting, freed pages given back), peak is VmHWM. The RSS compared between backends is taken after the last latency, 6 s after the last request (longer than any keep-alive, so no idle connection is left open), after a full GC.",
   "The session model (src/sessionModel.ts) runs last: simulated hours in which the harness moves the wall clock of the backends (a --require preload offsets Date), of the emulator and of the browsers' cookie jars, so that token expiry, cache TTLs and cookie lifetimes behave as in real hours; every page load is cold (10 simulated minutes outlast any keep-alive).",
 ];
+
+/** Where a backend takes workspace membership from (src/backends.ts). */
+function membershipOf(kind: BackendKind): BackendInfo['membership'] {
+  if (kind === 'upstream') return null;
+  return CATALOG_MEMBERSHIP && kind !== 'ours-bitbucket'
+    ? 'catalog'
+    : 'bitbucket';
+}
 
 /** Longer than the backends' keep-alive timeouts. */
 const KEEP_ALIVE_OUTLIVED_MS = 6000;
@@ -392,6 +436,16 @@ class Series {
     cold = false,
   ) {
     const emulator = network.emulator;
+    if (!cold) {
+      // The turn's warm-up, not measured: the other backends' turns
+      // outlast the keep-alive, so the first request of a turn finds no
+      // open connection (what the cold series measure), not a warm one.
+      try {
+        await op();
+      } catch (error) {
+        this.errors.push(error as Error);
+      }
+    }
     emulator.resetCalls();
     const timed: Timed[] = [];
     let cpu = 0;
@@ -486,17 +540,27 @@ async function throughputWindow(options: {
   what: string;
 }): Promise<ThroughputWindow> {
   const { backend, network, concurrency, rampMs, windowMs, nextUser } = options;
-  const started = performance.now();
-  const windowStart = started + rampMs;
-  const windowEnd = windowStart + windowMs;
+  // The window starts after the ramp-up and once every browser completed a
+  // sign-in: the steady state, with the backend's pool grown to the load
+  // (after the other backends' turns it may have closed every connection).
+  let windowStart = Infinity;
+  let windowEnd = Infinity;
   const done: { end: number; timed: Timed }[] = [];
   const errors: Error[] = [];
   let backendCpuMs = 0;
   let harnessCpuMs = 0;
   let connections = 0;
+  let firstDone!: () => void;
+  let waiting = concurrency;
+  const allFirstDone = new Promise<void>(r => {
+    firstDone = r;
+  });
 
   const sampler = (async () => {
-    await sleep(windowStart - performance.now());
+    await sleep(rampMs);
+    await allFirstDone;
+    windowStart = performance.now();
+    windowEnd = windowStart + windowMs;
     const s0 = await backend.sample();
     const h0 = process.cpuUsage();
     const c0 = network.connectionsOpened(backend.kind);
@@ -508,6 +572,7 @@ async function throughputWindow(options: {
   })();
   const lanes = Array.from({ length: concurrency }, async () => {
     const browser = new Browser(backend.url, network.emulator);
+    let first = true;
     try {
       while (performance.now() < windowEnd) {
         try {
@@ -515,6 +580,10 @@ async function throughputWindow(options: {
           done.push({ end: performance.now(), timed });
         } catch (error) {
           errors.push(error as Error);
+        }
+        if (first) {
+          first = false;
+          if (--waiting === 0) firstDone();
         }
       }
     } finally {
@@ -562,6 +631,10 @@ function throughputResult(
       (sum(w => w.harnessCpuMs) / (seconds * 1000)) * 100,
     ),
     connectionsPerSignIn: round2(sum(w => w.connections) / (ms.length || 1)),
+    perRound: windows.map(w => round2(w.ms.length / w.seconds)),
+    connectionsPerRound: windows.map(w =>
+      round2(w.connections / (w.ms.length || 1)),
+    ),
     errors: sum(w => w.errors),
   };
 }
@@ -589,6 +662,15 @@ export async function runBenchmark(
   if (machine.loadAverageStart[0] > 0.5) {
     log(
       `load average ${machine.loadAverageStart[0]} at the start: other work is running, the figures (throughput and CPU first) will be noisy`,
+    );
+  }
+  // the heap of one live session, before anything else is in this heap
+  const sessionMemory = options.sessionMemorySessions
+    ? await measureSessionMemory(options.sessionMemorySessions)
+    : null;
+  if (sessionMemory) {
+    log(
+      `session memory: ${sessionMemory.heapBytesPerSession} bytes of heap per live session (${sessionMemory.sessions} sessions; sealed record ${sessionMemory.sealedChars} chars)`,
     );
   }
   const users = benchUsers(options.users);
@@ -634,6 +716,8 @@ export async function runBenchmark(
       infos.set(kind, {
         kind,
         module: MODULES[kind],
+        setup: setupOf(kind),
+        membership: membershipOf(kind),
         startupMs: Math.round(backend.startupMs),
         rssBeforeMb: mb(sample.rssBytes),
         rssAfterMb: NaN,
@@ -645,6 +729,7 @@ export async function runBenchmark(
         heapUsedAfterSeriesMb: NaN,
         outsideHeapBeforeMb: mb(sample.rssBytes - sample.heapTotalBytes),
         outsideHeapAfterSeriesMb: NaN,
+        liveSessionsAfterSeries: 0,
         log: join(runDir, `${kind}.log`),
       });
       log(
@@ -802,7 +887,10 @@ export async function runBenchmark(
           );
           const { rampMs, windowMs, rounds } = options.throughput;
           for (let round = 0; round < rounds; round++) {
-            for (const backend of backends) {
+            // the order turns around every round: no backend always runs
+            // right after the same one (or always first after a pause)
+            const order = round % 2 ? [...backends].reverse() : backends;
+            for (const backend of order) {
               windows.get(backend.kind)!.push(
                 await throughputWindow({
                   backend,
@@ -910,6 +998,12 @@ export async function runBenchmark(
       info.outsideHeapAfterSeriesMb = mb(
         sample.rssBytes - sample.heapTotalBytes,
       );
+      // upstream keeps no session; ours keeps one per sign-in in its cached
+      // environment (the uncached one has profileCacheTtl 0: none kept)
+      info.liveSessionsAfterSeries =
+        backend.kind === 'upstream'
+          ? 0
+          : signInsCompleted(backend.url, ENV_CACHED);
     }
 
     if (options.session) {
@@ -924,7 +1018,7 @@ export async function runBenchmark(
         backends: sessionBackends,
         network,
         env: ENV_CACHED,
-        users: [nextUser(), nextUser()],
+        users: sessionBackends.map(() => nextUser()),
         consentMs: options.cold.consentMs,
         advanceClock: async ms => {
           clockOffsetMs += ms;
@@ -968,6 +1062,7 @@ export async function runBenchmark(
     rounds: options.rounds,
     backends: options.backends,
     users: options.users,
+    sessionMemorySessions: options.sessionMemorySessions,
     keepLogs: options.keepLogs,
     pin: options.pin,
     oursSettings: options.oursSettings,
@@ -986,11 +1081,13 @@ export async function runBenchmark(
     cells,
     ratios: ratios(cells),
     session,
+    sessionMemory,
     verdict: judge({
       cells,
       backends: backendInfos,
       session,
       network: options.network,
+      sessionMemory,
     }),
   };
   mkdirSync(dirname(options.outFile), { recursive: true });

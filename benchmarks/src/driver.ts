@@ -26,6 +26,18 @@ export interface Timed {
   steps?: { start: number; consent: number };
 }
 
+/** Sign-ins completed, by backend URL and environment (see {@link signInsCompleted}). */
+const completed = new Map<string, number>();
+
+/**
+ * Sign-ins that completed at the backend of `backendUrl` in environment
+ * `env`, by every browser of this process: each left a session that the
+ * backend keeps for its refreshes (when the environment keeps sessions).
+ */
+export function signInsCompleted(backendUrl: string, env: string): number {
+  return completed.get(`${new URL(backendUrl).origin} ${env}`) ?? 0;
+}
+
 function absolute(now: number): number {
   return performance.timeOrigin + now;
 }
@@ -215,6 +227,8 @@ export class Browser {
     if (!message.response?.backstageIdentity?.token) {
       throw new Error('/handler/frame signed in without a Backstage token');
     }
+    const key = `${this.#backend.origin} ${env}`;
+    completed.set(key, (completed.get(key) ?? 0) + 1);
     return {
       ms: frame.endedAt - frame.startedAt,
       startedAt: absolute(frame.startedAt),

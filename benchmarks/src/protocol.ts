@@ -1,15 +1,27 @@
-/** The three backends the benchmark compares. */
-export type BackendKind = 'upstream' | 'ours' | 'ours-sequential';
+/**
+ * The backends the benchmark compares: upstream; ours in the recommended
+ * setup (membership from the imported catalog, once the module reads
+ * `workspaceMembershipSource`: src/backends.ts); ours with membership from
+ * Bitbucket (`profileCacheTtl: 30m`, `identityCacheTtl: 8h`); ours fetching
+ * one call after the other.
+ */
+export type BackendKind =
+  | 'upstream'
+  | 'ours'
+  | 'ours-bitbucket'
+  | 'ours-sequential';
 
 export const BACKEND_KINDS: BackendKind[] = [
   'upstream',
   'ours',
+  'ours-bitbucket',
   'ours-sequential',
 ];
 
 export const BACKEND_LABELS: Record<BackendKind, string> = {
   upstream: '@backstage/…-bitbucket-provider 0.3.19',
   ours: 'ours',
+  'ours-bitbucket': 'ours, membership from Bitbucket (30m/8h)',
   'ours-sequential': 'ours, sequential fetch',
 };
 

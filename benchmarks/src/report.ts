@@ -3,7 +3,19 @@ import { markdownTable } from './format';
 import { BackendKind } from './protocol';
 import { Verdict } from './verdict';
 
-const COLUMNS: BackendKind[] = ['upstream', 'ours', 'ours-sequential'];
+const COLUMNS: BackendKind[] = [
+  'upstream',
+  'ours',
+  'ours-bitbucket',
+  'ours-sequential',
+];
+/** The column headers (the setups are listed under the tables). */
+const HEADERS: Record<BackendKind, string> = {
+  upstream: 'upstream',
+  ours: 'ours',
+  'ours-bitbucket': 'ours, Bitbucket membership',
+  'ours-sequential': 'ours, sequential',
+};
 
 function fmt(n: number | null | undefined, digits = 1): string {
   // NaN in the JSON is null
@@ -252,9 +264,11 @@ export function latencyTable(
   const present = COLUMNS.filter(k => cells.has(k));
   const header = ['metric'];
   for (const kind of present) {
-    header.push(kind === 'ours-sequential' ? 'ours, sequential' : kind);
+    header.push(HEADERS[kind]);
     if (kind === 'ours' && cells.has('upstream'))
       header.push('ours / upstream');
+    if (kind === 'ours-bitbucket' && cells.has('upstream'))
+      header.push('/ upstream');
     if (kind === 'ours-sequential' && cells.has('ours')) {
       header.push('sequential / ours');
     }
@@ -268,7 +282,10 @@ export function latencyTable(
       let text = row.text ? row.text(c) : fmt(row.value(c));
       if (kind === 'upstream' && row.upstreamNote) text += ' ¹';
       out.push(text);
-      if (kind === 'ours' && cells.has('upstream')) {
+      if (
+        (kind === 'ours' || kind === 'ours-bitbucket') &&
+        cells.has('upstream')
+      ) {
         out.push(
           row.ratio
             ? ratio(row.value(c), row.value(cells.get('upstream')!))
@@ -299,6 +316,7 @@ export function memoryTable(result: BenchResult): string {
       'RSS after the series (MB)',
       'heap after the series (MB)',
       'outside the V8 heap: before / after the series (MB)',
+      'live sessions after the series',
       'RSS at the end (MB)',
       'peak RSS (MB)',
       'heap before (MB)',
@@ -311,6 +329,7 @@ export function memoryTable(result: BenchResult): string {
       fmt(b.rssAfterSeriesMb),
       fmt(b.heapUsedAfterSeriesMb),
       `${fmt(b.outsideHeapBeforeMb)} / ${fmt(b.outsideHeapAfterSeriesMb)}`,
+      String(b.liveSessionsAfterSeries ?? '–'),
       fmt(b.rssAfterMb),
       fmt(b.peakRssMb),
       fmt(b.heapUsedBeforeMb),
@@ -318,6 +337,7 @@ export function memoryTable(result: BenchResult): string {
     ]),
     [
       'left',
+      'right',
       'right',
       'right',
       'right',
@@ -337,6 +357,8 @@ const UNIT_DIGITS: Record<Verdict['unit'], number> = {
   MB: 1,
   calls: 2,
   tabs: 0,
+  connections: 2,
+  bytes: 0,
 };
 
 /** Every target, judged: one line each. */
@@ -448,6 +470,11 @@ export function renderReport(result: BenchResult): string {
       'warm-up sign-in',
     )} per backend first.${oursSettingsLine(o.oursSettings)}`,
   ];
+  parts.push(
+    `Setups:\n\n${result.backends
+      .map(b => `- **${HEADERS[b.kind]}**: ${b.setup ?? b.module}`)
+      .join('\n')}`,
+  );
   const per =
     o.network === 'relay'
       ? 'round trip to Bitbucket (relay: handshakes included)'

@@ -40,8 +40,9 @@ export interface Config {
           /** Milliseconds before a call to Bitbucket is abandoned. Default 10000. */
           requestTimeout?: number;
           /**
-           * Milliseconds for all the Bitbucket calls of one sign-in or
-           * refresh together (pages and a 429's wait included). Default 30000.
+           * Milliseconds for all the Bitbucket calls of one sign-in,
+           * refresh or logout's revocation together (pages and a 429's wait
+           * included). Default 30000.
            */
           signInTimeout?: number;
           /**
@@ -69,14 +70,15 @@ export interface Config {
             prefix?: string;
           };
           /**
-           * How long a refresh trusts the last workspace check, e.g. `15m`;
-           * `0` turns the profile cache off. Default 15 minutes.
+           * How long a refresh trusts the last workspace check made at
+           * Bitbucket, e.g. `30m`; `0` turns the profile cache off. Default
+           * 30 minutes.
            */
           profileCacheTtl?: HumanDuration | string | number;
           /**
            * How long a refresh trusts the last `/2.0/user` and
-           * `/2.0/user/emails`, e.g. `4h`; at least `profileCacheTtl`.
-           * Default 4 hours.
+           * `/2.0/user/emails`, e.g. `8h`; at least `profileCacheTtl`.
+           * Default 8 hours.
            */
           identityCacheTtl?: HumanDuration | string | number;
           /**
@@ -96,6 +98,19 @@ export interface Config {
            * opens none. Default 2 minutes.
            */
           preconnectHoldTime?: HumanDuration | string | number;
+          /**
+           * Where the workspace check of `allowedWorkspaces` looks first.
+           * `catalog` (default): the workspace Groups that the Bitbucket
+           * Cloud org import (catalog-backend-module-bitbucket-cloud-org)
+           * wrote, Bitbucket on a miss; `bitbucket`: Bitbucket only.
+           */
+          workspaceMembershipSource?: 'catalog' | 'bitbucket';
+          /**
+           * The oldest import listing (`bitbucket.org/members-listed-at`)
+           * the catalog answer uses, from 1 minute to 24 hours; an older
+           * one sends the check to Bitbucket. Default 1 hour.
+           */
+          workspaceMembershipCatalogMaxAge?: HumanDuration | string;
           /** Sign-in resolvers, tried in order. */
           signIn?: {
             resolvers: Array<

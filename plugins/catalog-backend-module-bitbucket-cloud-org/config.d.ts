@@ -11,9 +11,19 @@ export interface Config {
         [providerId: string]: {
           /**
            * The workspaces whose members to import, by slug (the part after
-           * bitbucket.org/ in the workspace's URL) or by '{uuid}'.
+           * bitbucket.org/ in the workspace's URL) or by '{uuid}' (which
+           * survives a slug rename), each optionally with the name of its
+           * Group: `{ workspace: '{uuid}', group: acme }`.
            */
-          workspaces: string[];
+          workspaces: Array<
+            | string
+            | {
+                /** The workspace's slug or '{uuid}'. */
+                workspace: string;
+                /** The name of the workspace's Group, whatever its slug. */
+                group?: string;
+              }
+          >;
           /**
            * The Key of an OAuth consumer with "Workspace membership: Read".
            * Without clientId and clientSecret, those of
@@ -42,6 +52,16 @@ export interface Config {
            * run, the first 15 seconds after start-up.
            */
           schedule?: SchedulerServiceTaskScheduleDefinitionConfig;
+          /**
+           * A workspace's listing that lost more than `maxShare` (default
+           * 0.1) of the last applied listing's members, and at least
+           * `minCount` (default 2) of them, is not applied. Raise `maxShare`
+           * (1 accepts any drop) for one run to accept a real big drop.
+           */
+          memberDrop?: {
+            maxShare?: number;
+            minCount?: number;
+          };
         };
       };
     };

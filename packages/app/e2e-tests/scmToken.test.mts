@@ -17,8 +17,11 @@ import { SignInPage } from './SignInPage.mts';
 const SHOTS = join(REPO_ROOT, 'packages/app/e2e-test-results');
 mkdirSync(SHOTS, { recursive: true });
 
-/** ScmAuth.forBitbucket's scopes (integration-react), and the sign-in's. */
-const SIGN_IN = ['account', 'email'];
+/**
+ * ScmAuth.forBitbucket's scopes (integration-react), and the sign-in's (the
+ * demo's workspace check adds `team`).
+ */
+const SIGN_IN = ['account', 'email', 'team'];
 const READ = ['account', 'team', 'pullrequest', 'snippet', 'issue', 'project'];
 const WRITE = ['pullrequest:write', 'snippet:write', 'issue:write'];
 

@@ -98,6 +98,12 @@ describe('Sign in with Bitbucket', () => {
       user.startedAt < emails.endedAt && emails.startedAt < user.endedAt,
       `requested concurrently: user ${user.startedAt}-${user.endedAt}, emails ${emails.startedAt}-${emails.endedAt}`,
     );
+    // the workspace check was answered by the imported acme Group: the
+    // sign-in and the settings page's refreshes asked Bitbucket only these
+    assert.deepEqual(
+      calls.filter(c => c.path.startsWith('/2.0/user')).map(c => c.path),
+      ['/2.0/user', '/2.0/user/emails'],
+    );
     await context.close();
   });
 
@@ -174,9 +180,21 @@ describe('Sign in with Bitbucket', () => {
 
   test('a user missing from the catalog sees why', async () => {
     const { context, page, signIn } = await open();
-    // only in the "partners" workspace, which the org provider does not import
+    // a collaborator of "partners", which the org provider does not import,
+    // and of "acme", whose import leaves collaborators out
+    await fetch(`${portal.emulatorUrl}/_emulator/calls`, { method: 'DELETE' });
     const answer = await signIn.signInAs('Carol Contractor (carol)');
     assert.equal(answer.response, undefined);
+    // a catalog miss: Bitbucket answered the workspace check
+    const calls: { path: string }[] = await (
+      await fetch(`${portal.emulatorUrl}/_emulator/calls`)
+    ).json();
+    assert.ok(
+      calls.some(c => c.path.startsWith('/2.0/user/workspaces')),
+      `Bitbucket was asked for Carol's workspaces: ${calls
+        .map(c => c.path)
+        .join(', ')}`,
+    );
     assert.equal(answer.error?.name, 'NotFoundError');
     await expect(signIn.errorText()).toContainText(
       'Signed in to Bitbucket as Carol Contractor ({c27d5e93-0f6a-4b18-8e34-91b7a2c6d05f}), but no matching User was found in the Backstage catalog.',

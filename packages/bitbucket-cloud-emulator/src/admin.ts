@@ -62,6 +62,26 @@ export function handleAdmin(ex: Exchange, targets: AdminTargets): void {
       // for the secret scans of tests that run the emulator as a process
       sendJson(ex, 200, targets.state.issuedTokens());
       return;
+    case 'POST /_emulator/workspaces/rename': {
+      // { "workspace": "<slug or braced uuid>", "slug": "<new slug>" }
+      try {
+        const body = JSON.parse(ex.body || 'null');
+        if (
+          typeof body?.workspace !== 'string' ||
+          typeof body?.slug !== 'string'
+        ) {
+          throw new Error(
+            'The body must be { "workspace": "<slug or {uuid}>", "slug": "<new slug>" }.',
+          );
+        }
+        targets.state.renameWorkspace(body.workspace, body.slug);
+      } catch (error) {
+        sendJson(ex, 400, { error: (error as Error).message });
+        return;
+      }
+      send(ex, 204, {}, '');
+      return;
+    }
     case 'POST /_emulator/refresh-tokens/revoke':
       targets.state.revokeRefreshTokens();
       send(ex, 204, {}, '');

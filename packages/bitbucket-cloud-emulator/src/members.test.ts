@@ -39,11 +39,14 @@ describe('GET /2.0/workspaces/{workspace}/members', () => {
     const res = await getApi(emulator, '/2.0/workspaces/acme/members', token);
     expect(res.status).toBe(200);
     const body = res.json();
-    expect(body).toMatchObject({ pagelen: 10, page: 1, size: 2 });
+    // a collaborator (Carol) is listed like anyone else: only the
+    // permissions listing tells her apart
+    expect(body).toMatchObject({ pagelen: 10, page: 1, size: 3 });
     expect(body.next).toBeUndefined();
     expect(body.values.map((m: any) => m.user.display_name)).toEqual([
       'Jane Doe',
       'Bob Builder',
+      'Carol Contractor',
     ]);
     expect(body.values[0]).toEqual({
       type: 'workspace_membership',
@@ -109,7 +112,7 @@ describe('GET /2.0/workspaces/{workspace}/members', () => {
     const first = (
       await getApi(emulator, '/2.0/workspaces/acme/members', token)
     ).json();
-    expect(first).toMatchObject({ pagelen: 1, page: 1, size: 2 });
+    expect(first).toMatchObject({ pagelen: 1, page: 1, size: 3 });
     expect(first.values.map((m: any) => m.user.uuid)).toEqual([
       DEMO_USERS.jane,
     ]);
@@ -124,7 +127,9 @@ describe('GET /2.0/workspaces/{workspace}/members', () => {
     expect(second.values.map((m: any) => m.user.uuid)).toEqual([
       DEMO_USERS.bob,
     ]);
-    expect(second.next).toBeUndefined();
+    expect(second.next).toBe(
+      `${emulator.url}/2.0/workspaces/acme/members?page=3`,
+    );
     expect(second.previous).toBe(
       `${emulator.url}/2.0/workspaces/acme/members?page=1`,
     );
@@ -208,11 +213,11 @@ describe('GET /2.0/workspaces/{workspace}/members', () => {
     const jane = (await signIn(emulator, DEMO_USERS.jane)).access_token;
     const asJane = await getApi(emulator, '/2.0/workspaces/acme/members', jane);
     expect(asJane.status).toBe(200);
-    expect(asJane.json().size).toBe(2);
+    expect(asJane.json().size).toBe(3);
     const carol = (await signIn(emulator, DEMO_USERS.carol)).access_token;
     const asCarol = await getApi(
       emulator,
-      '/2.0/workspaces/acme/members',
+      '/2.0/workspaces/platform/members',
       carol,
     );
     expect(asCarol.status).toBe(403);
@@ -231,6 +236,7 @@ describe('GET /2.0/workspaces/{workspace}/members', () => {
     const res = await getApi(emulator, '/2.0/workspaces/acme/members', token);
     expect(res.json().values.map((m: any) => m.user.display_name)).toEqual([
       'Jane Doe',
+      'Carol Contractor',
       'New Person',
     ]);
   });
@@ -242,5 +248,172 @@ describe('GET /2.0/workspaces/{workspace}/members', () => {
     );
     expect(res.status).toBe(405);
     expect(res.headers.allow).toBe('GET');
+  });
+});
+
+describe('GET /2.0/workspaces/{workspace}/permissions', () => {
+  let emulator: BitbucketCloudEmulator;
+  let token: string;
+  beforeEach(async () => {
+    emulator = await startEmulator();
+    token = await consumerToken(emulator);
+  });
+  afterEach(() => emulator.close());
+
+  it("answers everyone's permission, collaborators included, to the workspace's consumer", async () => {
+    const res = await getApi(
+      emulator,
+      '/2.0/workspaces/acme/permissions',
+      token,
+    );
+    expect(res.status).toBe(200);
+    const body = res.json();
+    expect(body).toMatchObject({ pagelen: 10, page: 1, size: 3 });
+    expect(
+      body.values.map((m: any) => [m.user.display_name, m.permission]),
+    ).toEqual([
+      ['Jane Doe', 'owner'],
+      ['Bob Builder', 'member'],
+      ['Carol Contractor', 'collaborator'],
+    ]);
+    expect(body.values[2]).toEqual({
+      type: 'workspace_membership',
+      permission: 'collaborator',
+      user: {
+        type: 'user',
+        uuid: DEMO_USERS.carol,
+        account_id: '557058:0b9e4d7a-3c61-4f25-a8d2-7e1f5c3b9a60',
+        nickname: 'carol',
+        display_name: 'Carol Contractor',
+      },
+      workspace: {
+        type: 'workspace',
+        uuid: ACME_UUID,
+        slug: 'acme',
+        name: 'ACME Corp',
+      },
+    });
+  });
+
+  it('pages like every listing, with size', async () => {
+    const res = await getApi(
+      emulator,
+      '/2.0/workspaces/acme/permissions?pagelen=2',
+      token,
+    );
+    expect(res.json()).toMatchObject({
+      pagelen: 2,
+      page: 1,
+      size: 3,
+      next: `${emulator.url}/2.0/workspaces/acme/permissions?pagelen=2&page=2`,
+    });
+  });
+
+  it('filters by q=permission="owner"', async () => {
+    const res = await getApi(
+      emulator,
+      `/2.0/workspaces/acme/permissions?q=${encodeURIComponent(
+        'permission="owner"',
+      )}`,
+      token,
+    );
+    expect(res.json().values.map((m: any) => m.user.uuid)).toEqual([
+      DEMO_USERS.jane,
+    ]);
+    expect(res.json().size).toBe(1);
+  });
+
+  it("is for admins: an owner's user token, not a member's", async () => {
+    const jane = (await signIn(emulator, DEMO_USERS.jane)).access_token;
+    expect(
+      (await getApi(emulator, '/2.0/workspaces/acme/permissions', jane)).status,
+    ).toBe(200);
+    const bob = (await signIn(emulator, DEMO_USERS.bob)).access_token;
+    const asBob = await getApi(
+      emulator,
+      '/2.0/workspaces/acme/permissions',
+      bob,
+    );
+    expect(asBob.status).toBe(403);
+    expect(asBob.json()).toEqual({
+      type: 'error',
+      error: {
+        message:
+          'You must be an administrator of this workspace to list its permissions.',
+      },
+    });
+  });
+
+  it('refuses a workspace the consumer does not belong to, and a token without team', async () => {
+    expect(
+      (await getApi(emulator, '/2.0/workspaces/partners/permissions', token))
+        .status,
+    ).toBe(403);
+    const accountOnly = await consumerToken(emulator, 'account');
+    const res = await getApi(
+      emulator,
+      '/2.0/workspaces/acme/permissions',
+      accountOnly,
+    );
+    expect(res.json().error.detail).toEqual({
+      required: ['team'],
+      granted: ['account'],
+    });
+  });
+});
+
+describe('POST /_emulator/workspaces/rename', () => {
+  it('renames over HTTP, for tests that run the emulator as a process', async () => {
+    const emulator = await startEmulator();
+    try {
+      const res = await httpRequest(
+        `${emulator.url}/_emulator/workspaces/rename`,
+        {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ workspace: 'acme', slug: 'platform-admins' }),
+        },
+      );
+      expect(res.status).toBe(204);
+      const token = await consumerToken(emulator);
+      const renamed = await getApi(
+        emulator,
+        `/2.0/workspaces/${encodeURIComponent(ACME_UUID)}/members`,
+        token,
+      );
+      expect(renamed.json().values[0].workspace.slug).toBe('platform-admins');
+      const bad = await httpRequest(
+        `${emulator.url}/_emulator/workspaces/rename`,
+        { method: 'POST', body: '{}' },
+      );
+      expect(bad.status).toBe(400);
+    } finally {
+      await emulator.close();
+    }
+  });
+});
+
+describe('renameWorkspace', () => {
+  it('changes the slug and keeps the uuid; members and the consumer follow', async () => {
+    const emulator = await startEmulator();
+    try {
+      emulator.renameWorkspace(ACME_UUID, 'platform-admins');
+      const token = await consumerToken(emulator);
+      const old = await getApi(emulator, '/2.0/workspaces/acme/members', token);
+      expect(old.status).toBe(404);
+      const renamed = await getApi(
+        emulator,
+        '/2.0/workspaces/platform-admins/members',
+        token,
+      );
+      expect(renamed.status).toBe(200);
+      expect(renamed.json().values[0].workspace).toMatchObject({
+        uuid: ACME_UUID,
+        slug: 'platform-admins',
+      });
+      expect(renamed.json().size).toBe(3);
+    } finally {
+      await emulator.close();
+    }
   });
 });

@@ -11,7 +11,8 @@ import { SeedUser, workspaceUuid } from './seed';
 import type { EmulatorState } from './state';
 
 // https://developer.atlassian.com/cloud/bitbucket/rest/api-group-workspaces/#api-workspaces-workspace-members-get
-const MEMBERS_PATH = /^\/2\.0\/workspaces\/([^/]+)\/members\/?$/;
+// https://developer.atlassian.com/cloud/bitbucket/rest/api-group-workspaces/#api-workspaces-workspace-permissions-get
+const MEMBERS_PATH = /^\/2\.0\/workspaces\/([^/]+)\/(members|permissions)\/?$/;
 
 /** A workspace as the seed's users' memberships describe it. */
 interface Workspace {
@@ -25,13 +26,22 @@ interface Workspace {
 interface Caller {
   scopes: string[];
   workspaces: string[];
+  /** Workspaces whose permissions the caller may list: a user's owned ones, a consumer's own. */
+  administers: string[];
 }
 
 /**
- * `GET /2.0/workspaces/{workspace}/members`, `{workspace}` being a slug or a
- * braced uuid: every member as a paginated `workspace_membership`. Answers
- * a user token whose user is a member, and a client-credentials token whose
- * consumer belongs to the workspace (`consumers[].workspaces` in the seed).
+ * `GET /2.0/workspaces/{workspace}/members` and
+ * `GET /2.0/workspaces/{workspace}/permissions`, `{workspace}` being a slug
+ * or a braced uuid: every account with access to the workspace (owners,
+ * members and collaborators alike) as a paginated `workspace_membership`;
+ * the permissions listing adds each one's `permission` (`owner`, `member`,
+ * `collaborator`), which is the only place Bitbucket tells collaborators
+ * apart. The members listing answers a user token whose user is in the
+ * workspace, and a client-credentials token whose consumer belongs to the
+ * workspace (`consumers[].workspaces` in the seed); the permissions listing
+ * is for workspace admins: an owner's user token, or the workspace's own
+ * consumer (its client-credentials token acts as the workspace).
  * Returns false when the request is for another path.
  */
 export function handleWorkspaceMembers(
@@ -79,12 +89,89 @@ export function handleWorkspaceMembers(
     sendBitbucketError(ex, 403, 'You do not have access to this workspace.');
     return true;
   }
+  if (match[2] === 'members') {
+    paginate(
+      ex,
+      options,
+      workspace.members.map(user => membershipBody(ex, workspace, user)),
+    );
+    return true;
+  }
+  if (!caller.administers.includes(workspace.slug)) {
+    // [doc] "Only users with admin permission for the workspace may access
+    // this resource"; [inferred] the text
+    sendBitbucketError(
+      ex,
+      403,
+      'You must be an administrator of this workspace to list its permissions.',
+    );
+    return true;
+  }
+  const wantedPermission = permissionFilter(ex.url.searchParams.get('q'));
+  if (wantedPermission === null) {
+    sendBitbucketError(
+      ex,
+      400,
+      `Invalid query: ${ex.url.searchParams.get('q')}`,
+    );
+    return true;
+  }
   paginate(
     ex,
     options,
-    workspace.members.map(user => membershipBody(ex, workspace, user)),
+    workspace.members
+      .filter(
+        user =>
+          wantedPermission === undefined ||
+          roleIn(user, workspace) === wantedPermission,
+      )
+      .map(user => permissionBody(workspace, user)),
   );
   return true;
+}
+
+/** `q=permission="owner"` (the one filter the docs name), undefined without `q`, null otherwise. */
+function permissionFilter(q: string | null): string | undefined | null {
+  if (q === null) {
+    return undefined;
+  }
+  const match = /^\s*permission\s*=\s*"(owner|member|collaborator)"\s*$/.exec(
+    q,
+  );
+  return match ? match[1] : null;
+}
+
+function roleIn(user: SeedUser, workspace: Workspace): string {
+  return (
+    (user.workspaces ?? []).find(
+      w => workspaceUuid(w).toLowerCase() === workspace.uuid.toLowerCase(),
+    )?.role ?? 'member'
+  );
+}
+
+/**
+ * One entry of the permissions listing, as the docs' example shows it: the
+ * account's uuid, nickname and display name (no links), the permission and
+ * the workspace.
+ */
+function permissionBody(workspace: Workspace, user: SeedUser) {
+  return {
+    type: 'workspace_membership',
+    permission: roleIn(user, workspace),
+    user: {
+      type: 'user',
+      uuid: user.uuid,
+      account_id: user.accountId,
+      nickname: user.nickname,
+      display_name: user.displayName,
+    },
+    workspace: {
+      type: 'workspace',
+      uuid: workspace.uuid,
+      slug: workspace.slug,
+      name: workspace.name,
+    },
+  };
 }
 
 /**
@@ -109,6 +196,7 @@ function authenticateCaller(
       return {
         scopes: lookup.grant.scopes,
         workspaces: consumer?.workspaces ?? [],
+        administers: consumer?.workspaces ?? [],
       };
     }
   }
@@ -119,6 +207,9 @@ function authenticateCaller(
   return {
     scopes: auth.grant.scopes,
     workspaces: (auth.user.workspaces ?? []).map(w => w.slug),
+    administers: (auth.user.workspaces ?? [])
+      .filter(w => w.role === 'owner')
+      .map(w => w.slug),
   };
 }
 

@@ -108,6 +108,11 @@ export interface BitbucketCloudEmulator {
   updateUser(uuid: string, patch: Partial<SeedUser>): void;
   addUser(user: SeedUser): void;
   removeUser(uuid: string): void;
+  /**
+   * Renames a workspace's slug (given by its old slug or braced uuid), as its
+   * admin can in Bitbucket: the uuid stays, members and consumers follow.
+   */
+  renameWorkspace(workspace: string, newSlug: string): void;
   /** Every access token issued so far now answers 401 "Access token expired.". */
   expireAccessTokens(): void;
   /** Every refresh token issued so far is now invalid. */
@@ -309,6 +314,8 @@ export async function startEmulator(
     updateUser: (uuid, patch) => state.updateUser(uuid, patch),
     addUser: user => state.addUser(user),
     removeUser: uuid => state.removeUser(uuid),
+    renameWorkspace: (workspace, newSlug) =>
+      state.renameWorkspace(workspace, newSlug),
     expireAccessTokens: () => state.expireAccessTokens(),
     revokeRefreshTokens: () => state.revokeRefreshTokens(),
     issuedTokens: () => state.issuedTokens(),

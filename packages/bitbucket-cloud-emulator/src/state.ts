@@ -6,6 +6,7 @@ import {
   SeedConsumer,
   SeedUser,
   validateUser,
+  workspaceUuid,
 } from './seed';
 
 /** What a code or token grants: which client may act for which user, with which scopes. */
@@ -159,6 +160,44 @@ export class EmulatorState {
       throw new Error(`removeUser: no user with uuid ${uuid}`);
     }
     this.userMap.delete(key);
+  }
+
+  /**
+   * Renames a workspace's slug (found by its old slug or its braced uuid),
+   * as a workspace admin does in Workspace settings: its uuid stays, every
+   * membership and every consumer that named the old slug now names the new
+   * one.
+   */
+  renameWorkspace(workspace: string, newSlug: string): void {
+    const wanted = workspace.toLowerCase();
+    const memberships = this.users().flatMap(u =>
+      (u.workspaces ?? []).filter(
+        w => w.slug === wanted || workspaceUuid(w).toLowerCase() === wanted,
+      ),
+    );
+    if (memberships.length === 0) {
+      throw new Error(`renameWorkspace: no workspace ${workspace}`);
+    }
+    const oldSlug = memberships[0].slug;
+    const uuid = workspaceUuid(memberships[0]);
+    checkUsers(
+      this.users().map(u => ({
+        ...u,
+        workspaces: (u.workspaces ?? []).map(w =>
+          w.slug === oldSlug ? { ...w, slug: newSlug, uuid } : w,
+        ),
+      })),
+      'renameWorkspace',
+    );
+    for (const membership of memberships) {
+      membership.uuid = uuid;
+      membership.slug = newSlug;
+    }
+    for (const consumer of this.consumers()) {
+      consumer.workspaces = consumer.workspaces?.map(w =>
+        w === oldSlug ? newSlug : w,
+      );
+    }
   }
 
   /** Issues a single-use authorization code. */

@@ -7,10 +7,14 @@
  *   → /refresh on A (the profile comes from the shared cache)
  *   → two tabs refresh at once, one on A and one on B
  *   → a refresh on A whose answer is lost, the reload on B → /logout on A
+ *   → copies of the cookie the logout carried, and of the one before, on B
  *
  * and every step answers the same identity; a Backstage token issued by one
  * replica is accepted by the other (signing keys and user info are in the
- * shared database). The emulator's access tokens live 4 minutes, within the
+ * shared database). After the logout on A, no copy of any cookie of the
+ * session gets an identity on B, and Bitbucket (the emulator) no longer
+ * accepts the refresh token the logout carried (issue 20). The emulator's
+ * access tokens live 4 minutes, within the
  * module's 5-minute margin, so that every refresh rotates the refresh token
  * (Bitbucket's CHANGE-3052). Neither replica's log holds a code, token or
  * secret, the callback's request log line is there, redacted, and Redis
@@ -561,7 +565,12 @@ async function runFlow(options: {
     issued.length >= 6 && emails.length >= 5 && found.length === 0,
   );
 
+  // a copy of the cookie as it is when the user logs out (a HAR file, a
+  // shared machine)
+  const carried = browser.cookie('bitbucket-refresh-token');
+  await fetch(`${emulatorUrl}/_emulator/calls`, { method: 'DELETE' });
   const logout = await browserLogout(browser, A);
+  const logoutCalls = await tokenCalls();
   check(
     `/logout on A: HTTP ${logout}, session cookie removed`,
     logout === 200 && !browser.cookie('bitbucket-refresh-token'),
@@ -585,6 +594,53 @@ async function runFlow(options: {
   check(
     `after the logout on A, the cookie from before the last rotation, replayed on B within the grace period, has no session (HTTP ${replay.status})`,
     replay.status === 401,
+  );
+  const copy = await fetch(
+    `${B}/api/auth/bitbucket/refresh?optional&env=development&scope=account`,
+    {
+      headers: {
+        'x-requested-with': 'XMLHttpRequest',
+        cookie: `bitbucket-refresh-token=${carried}`,
+      },
+    },
+  );
+  const copyBody = (await copy.json().catch(() => undefined)) as any;
+  check(
+    `the logout on A rotated the refresh token it carried once at Bitbucket, its answer thrown away (token calls of the logout: ${
+      logoutCalls.map(c => c.status).join(', ') || 'none'
+    })`,
+    logoutCalls.length === 1 && logoutCalls[0].status === 200,
+  );
+  ledger.add('backstage token', copyBody?.backstageIdentity?.token);
+  ledger.add('access token', copyBody?.providerInfo?.accessToken);
+  check(
+    `after the logout on A, a copy of the cookie the logout carried, replayed on B, gets no identity (HTTP ${
+      copy.status
+    }: ${copyBody?.error?.message ?? refOf(copyBody)})`,
+    copy.status === 401 && !copyBody?.backstageIdentity,
+  );
+  // Bitbucket itself no longer takes the refresh token the logout carried
+  const atBitbucket = await fetch(`${emulatorUrl}/site/oauth2/access_token`, {
+    method: 'POST',
+    headers: {
+      authorization: `Basic ${Buffer.from(
+        `backstage-demo:${DEMO_SECRET}`,
+      ).toString('base64')}`,
+      'content-type': 'application/x-www-form-urlencoded',
+    },
+    body: new URLSearchParams({
+      grant_type: 'refresh_token',
+      refresh_token: carried ?? '',
+    }).toString(),
+  });
+  const atBitbucketBody = (await atBitbucket.json().catch(() => ({}))) as any;
+  ledger.add('access token', atBitbucketBody?.access_token);
+  ledger.add('refresh token', atBitbucketBody?.refresh_token);
+  check(
+    `after the logout on A, Bitbucket refuses the refresh token the logout carried (HTTP ${
+      atBitbucket.status
+    }, ${atBitbucketBody?.error ?? 'no error'})`,
+    atBitbucket.status === 400 && atBitbucketBody?.error === 'invalid_grant',
   );
 
   // give the request logs a moment to flush, then scan both replicas' logs

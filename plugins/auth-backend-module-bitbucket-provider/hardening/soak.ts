@@ -24,13 +24,13 @@
  * 1,000 of them: all after a last-resort GC, with the backend running (it
  * runs in this process).
  *
- * --profile-cache-ttl 10s (default 15m in the module): every sign-in keeps
+ * --profile-cache-ttl 10s (default 30m in the module): every sign-in keeps
  * its session (encrypted, about 1.7 KB) while its access token or its
  * identity may serve a refresh. The run sets the identity's TTL, the
  * emulator's access tokens and the grace period to the same short time, so
  * that the session store reaches its steady state within the warm-up, and
  * the checks cover that expired records are freed (with the defaults a
- * record lives 4 hours: memory grows with the sign-ins of 4 hours).
+ * record lives 8 hours: memory grows with the sign-ins of 8 hours).
  *
  * MALLOC_ARENA_MAX=2: glibc gives each thread that allocates its own malloc
  * arena, and the RSS grows as more of them get touched, by about 30 % over

@@ -23,7 +23,12 @@ interface AccountWindow {
  * sign-ins fetch `GET /2.0/user` first (while any account is over its
  * limit), and that account's reuse the profile of its last full sign-in
  * while it is younger than `profileCacheTtl`: one REST call per sign-in.
- * Counted per backend process.
+ * The kept profile keeps its fetch time, so that its roles are re-read
+ * `profileCacheTtl` after they were read. Counted per backend process;
+ * only sign-ins the workspace check admitted are counted (see
+ * ProfileSource), so the switch to `GET /2.0/user` first, which costs
+ * every sign-in of the process one more round trip for up to an hour, is
+ * in the hands of admitted accounts only.
  */
 export class AccountBudget {
   readonly #limit: number;
@@ -51,20 +56,22 @@ export class AccountBudget {
   }
 
   /**
-   * The profile an account over its limit reuses, when one was kept under
-   * the same workspace settings less than `maxAgeMs` ago.
+   * The profile an account over its limit reuses, with when it was fetched,
+   * when one was kept under the same workspace settings less than
+   * `maxAgeMs` ago.
    */
   reusable(
     uuid: string,
     fingerprint: string,
     maxAgeMs: number,
-  ): BitbucketProfile | undefined {
+  ): { profile: BitbucketProfile; fetchedAt: number } | undefined {
     const window = this.#window(uuid.toLowerCase(), Date.now());
     if (!window || window.count < this.#limit || !window.profile)
       return undefined;
     if (window.fingerprint !== fingerprint) return undefined;
-    if (Date.now() - (window.fetchedAt ?? 0) >= maxAgeMs) return undefined;
-    return window.profile;
+    const fetchedAt = window.fetchedAt ?? 0;
+    if (Date.now() - fetchedAt >= maxAgeMs) return undefined;
+    return { profile: window.profile, fetchedAt };
   }
 
   /**

@@ -400,12 +400,18 @@ describe('workspace access control, ownership and the rate budget', () => {
     ]);
   });
 
-  it('fetches user, emails and workspaces in one parallel round', async () => {
+  it('fetches user, emails and workspaces in one parallel round (workspaceMembershipSource: bitbucket)', async () => {
+    // with the catalog source, the workspace calls of a miss wait for the
+    // uuid of GET /2.0/user (src/membershipSource.ts)
     world = await startSignInWorld({
       users: [{ ...JANE, workspaces: workspaces('acme') }],
       entities: [janeEntity],
       consumerPermissions: TEAM,
-      provider: { allowedWorkspaces: ['acme'], minimumWorkspaceRole: 'member' },
+      provider: {
+        allowedWorkspaces: ['acme'],
+        minimumWorkspaceRole: 'member',
+        workspaceMembershipSource: 'bitbucket',
+      },
     });
     const slow = { latencyMs: 150 };
     world.emulator.setFaults({

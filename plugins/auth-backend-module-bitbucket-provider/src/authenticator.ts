@@ -1,4 +1,9 @@
-import { CacheService, LoggerService } from '@backstage/backend-plugin-api';
+import {
+  AuthService,
+  CacheService,
+  LoggerService,
+} from '@backstage/backend-plugin-api';
+import type { CatalogService } from '@backstage/plugin-catalog-node';
 import { InputError } from '@backstage/errors';
 import {
   createOAuthAuthenticator,
@@ -7,6 +12,7 @@ import {
 } from '@backstage/plugin-auth-node';
 import type { Request } from 'express';
 import { Strategy as OAuth2Strategy } from 'passport-oauth2';
+import { CatalogMembership } from './catalogMembership';
 import { BitbucketClient } from './client';
 import {
   BitbucketProviderSettings,
@@ -21,6 +27,7 @@ import {
 import { Deadline } from './deadline';
 import { authorizeCallbackError } from './errors';
 import { BitbucketProfile } from './profile';
+import { CatalogFirstProfileSource } from './membershipSource';
 import { ProfileSource } from './profileSource';
 import { RateBudget } from './rateBudget';
 import { Sessions } from './sessions';
@@ -50,6 +57,47 @@ export interface BitbucketAuthenticatorOptions {
   logger?: LoggerService;
   /** Fetch the profile calls one after the other (benchmarks only). */
   sequentialProfileFetch?: boolean;
+  /**
+   * The catalog and the module's own credentials for it: with
+   * `workspaceMembershipSource: catalog` (the default), the org import's
+   * Groups answer the workspace check first.
+   */
+  catalog?: { service: CatalogService; auth: AuthService };
+  /** How long one catalog answer serves every session (tests: 0). */
+  catalogReuseMs?: number;
+}
+
+/**
+ * The one place where the membership source is chosen: the catalog first
+ * (when configured, with an allow-list and a catalog), else Bitbucket.
+ */
+function createProfileSource(
+  client: BitbucketClient,
+  settings: BitbucketProviderSettings,
+  options: BitbucketAuthenticatorOptions,
+): ProfileSource {
+  const { logger, catalog } = options;
+  if (settings.membershipSource !== 'catalog' || !settings.workspaces.allowed) {
+    return new ProfileSource({ client, settings, logger });
+  }
+  if (!catalog) {
+    logger?.warn(
+      "Bitbucket provider: workspaceMembershipSource is 'catalog' but this authenticator has no catalog service; the workspace check asks Bitbucket. Use the module (it passes the catalog), or set workspaceMembershipSource: bitbucket.",
+    );
+    return new ProfileSource({ client, settings, logger });
+  }
+  return new CatalogFirstProfileSource({
+    client,
+    settings,
+    logger,
+    catalog: new CatalogMembership({
+      catalog: catalog.service,
+      auth: catalog.auth,
+      settings,
+      logger,
+      reuseMs: options.catalogReuseMs,
+    }),
+  });
 }
 
 /** The scopes every sign-in needs: `/2.0/user` and `/2.0/user/emails`. */
@@ -197,7 +245,7 @@ export function createBitbucketAuthenticator(
         budget: new RateBudget(settings.clientId, logger),
         sequential: options.sequentialProfileFetch,
       });
-      const profiles = new ProfileSource({ client, settings, logger });
+      const profiles = createProfileSource(client, settings, options);
       const preconnect = readPreconnectPlan(config, settings, {
         sequentialProfileFetch: options.sequentialProfileFetch,
       });
@@ -210,12 +258,17 @@ export function createBitbucketAuthenticator(
           store: new SessionStore(cache, settings.clientId, {
             keepSessions: settings.profileCacheTtlMs > 0,
             graceMs: settings.refreshGracePeriodMs,
+            // outlives every record of a session and every refresh in flight
+            endedMs:
+              Math.max(settings.identityCacheTtlMs, 2 * 60 * 60 * 1000) +
+              settings.signInTimeoutMs,
           }),
           tokens: tokenClient,
           profiles,
           settings,
           // the profile will be fetched: open its connections during the token call
           onProfileRoundAhead: () => preconnectForProfileRound(preconnect),
+          logger,
         }),
         preconnect,
       };
@@ -241,11 +294,11 @@ export function createBitbucketAuthenticator(
         ctx.tokenClient,
         deadline,
       );
-      const fullProfile = await ctx.profiles.forSignIn(
+      const { profile: fullProfile, fetchedAt } = await ctx.profiles.forSignIn(
         token.accessToken,
         deadline,
       );
-      const session = await ctx.sessions.started(token, fullProfile);
+      const session = await ctx.sessions.started(token, fullProfile, fetchedAt);
       return { fullProfile, session };
     },
     async refresh(
@@ -255,7 +308,7 @@ export function createBitbucketAuthenticator(
       return ctx.sessions.refresh(input.refreshToken, input.scope);
     },
     async logout(input, ctx) {
-      // Bitbucket Cloud has no revocation endpoint: forget the session here
+      // ends the session here and, by one rotation, at Bitbucket (sessions.ts)
       await ctx.sessions.ended(input.refreshToken);
     },
   });

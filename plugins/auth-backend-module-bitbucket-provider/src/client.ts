@@ -47,6 +47,8 @@ export interface ProfileFetchOptions {
   allowed?: AllowedWorkspace[];
   /** The body of `GET /2.0/user` when the caller fetched it already. */
   user?: unknown;
+  /** `GET /2.0/user/emails` when the caller started it already. */
+  emails?: Promise<BitbucketEmail[]>;
 }
 
 /**
@@ -86,7 +88,7 @@ export class BitbucketClient {
         'user' in options
           ? Promise.resolve(options.user)
           : this.getCurrentUser(accessToken, deadline),
-      () => this.listEmails(accessToken, deadline),
+      () => options.emails ?? this.listEmails(accessToken, deadline),
     ];
     if (allowed) {
       tasks.push(() => this.listWorkspaces(accessToken, deadline));

@@ -20,12 +20,14 @@ describe('readBitbucketProviderSettings', () => {
         minimumRole: undefined,
         ownership: { enabled: false, namespace: 'default', prefix: '' },
       },
-      profileCacheTtlMs: 900000,
-      identityCacheTtlMs: 4 * 3600 * 1000,
+      profileCacheTtlMs: 30 * 60 * 1000,
+      identityCacheTtlMs: 8 * 3600 * 1000,
       refreshGracePeriodMs: 60000,
       signInTimeoutMs: 30000,
       accountSignInsPerHour: 5,
       needsWorkspaces: false,
+      membershipSource: 'catalog',
+      catalogMaxAgeMs: 3600 * 1000,
     });
   });
 
@@ -46,12 +48,14 @@ describe('readBitbucketProviderSettings', () => {
       apiBaseUrl: 'http://localhost:7100/2.0',
       requestTimeoutMs: 2500,
       workspaces: expect.any(Object),
-      profileCacheTtlMs: 900000,
-      identityCacheTtlMs: 4 * 3600 * 1000,
+      profileCacheTtlMs: 30 * 60 * 1000,
+      identityCacheTtlMs: 8 * 3600 * 1000,
       refreshGracePeriodMs: 60000,
       signInTimeoutMs: 30000,
       accountSignInsPerHour: 5,
       needsWorkspaces: false,
+      membershipSource: 'catalog',
+      catalogMaxAgeMs: 3600 * 1000,
     });
   });
 
@@ -104,7 +108,7 @@ describe('readBitbucketProviderSettings', () => {
     expect(() =>
       read({ clientId: 'key', clientSecret: 'secret', clientSecet: 'x' }),
     ).toThrow(
-      "Unknown config key 'auth.providers.bitbucket.development.clientSecet' (did you mean 'clientSecret'?). The Bitbucket provider reads only: clientId, clientSecret, callbackUrl, additionalScopes, sessionDuration, signIn, baseUrl, apiBaseUrl, requestTimeout, allowedWorkspaces, minimumWorkspaceRole, workspaceOwnership, profileCacheTtl, identityCacheTtl, refreshGracePeriod, signInTimeout, accountSignInsPerHour, preconnectHoldTime. Fix or remove the key so that no setting is silently ignored.",
+      "Unknown config key 'auth.providers.bitbucket.development.clientSecet' (did you mean 'clientSecret'?). The Bitbucket provider reads only: clientId, clientSecret, callbackUrl, additionalScopes, sessionDuration, signIn, baseUrl, apiBaseUrl, requestTimeout, allowedWorkspaces, minimumWorkspaceRole, workspaceOwnership, profileCacheTtl, identityCacheTtl, refreshGracePeriod, signInTimeout, accountSignInsPerHour, preconnectHoldTime, workspaceMembershipSource, workspaceMembershipCatalogMaxAge. Fix or remove the key so that no setting is silently ignored.",
     );
   });
 
@@ -184,9 +188,24 @@ describe('workspace and cache settings', () => {
       accountSignInsPerHour: 0,
     });
     // the identity is kept at least as long as the workspace check
-    expect(read({ ...base, profileCacheTtl: '6h' }).identityCacheTtlMs).toBe(
-      6 * 3600 * 1000,
+    expect(read({ ...base, profileCacheTtl: '10h' }).identityCacheTtlMs).toBe(
+      10 * 3600 * 1000,
     );
+  });
+
+  it('reads the membership source and the catalog listing age', () => {
+    expect(
+      read({
+        ...base,
+        workspaceMembershipSource: 'bitbucket',
+      }),
+    ).toMatchObject({ membershipSource: 'bitbucket' });
+    expect(
+      read({ ...base, workspaceMembershipCatalogMaxAge: { minutes: 90 } }),
+    ).toMatchObject({
+      membershipSource: 'catalog',
+      catalogMaxAgeMs: 90 * 60 * 1000,
+    });
   });
 
   it.each([
@@ -214,7 +233,26 @@ describe('workspace and cache settings', () => {
     ],
     [
       { identityCacheTtl: '1m' },
-      "Invalid config value at 'auth.providers.bitbucket.development.identityCacheTtl': it must be at least profileCacheTtl (900 s), since the workspace check re-reads only the workspace roles.",
+      "Invalid config value at 'auth.providers.bitbucket.development.identityCacheTtl': it must be at least profileCacheTtl (1800 s), since the workspace check re-reads only the workspace roles.",
+    ],
+    [
+      { workspaceMembershipSource: 'Catalog' },
+      "Invalid config value at 'auth.providers.bitbucket.development.workspaceMembershipSource': expected 'catalog' (the members the Bitbucket Cloud org import wrote to the catalog, Bitbucket on a miss) or 'bitbucket' (ask Bitbucket at every workspace check), got 'Catalog'.",
+    ],
+    [
+      { workspaceMembershipCatalogMaxAge: 'soon' },
+      "Invalid config value at 'auth.providers.bitbucket.development.workspaceMembershipCatalogMaxAge': expected a duration from 1 minute to 24 hours such as '1h', { hours: 1 } or 'PT1H': a listing older than this is not used, and Bitbucket is asked instead.",
+    ],
+    [
+      { workspaceMembershipCatalogMaxAge: '2d' },
+      "Invalid config value at 'auth.providers.bitbucket.development.workspaceMembershipCatalogMaxAge': expected a duration from 1 minute to 24 hours such as '1h', { hours: 1 } or 'PT1H': a listing older than this is not used, and Bitbucket is asked instead.",
+    ],
+    [
+      {
+        workspaceMembershipSource: 'bitbucket',
+        workspaceMembershipCatalogMaxAge: '2h',
+      },
+      "Config value at 'auth.providers.bitbucket.development.workspaceMembershipCatalogMaxAge' is read only with workspaceMembershipSource 'catalog': remove it, or set workspaceMembershipSource to 'catalog'.",
     ],
     [
       { refreshGracePeriod: '1h' },
@@ -250,7 +288,7 @@ describe('workspace and cache settings', () => {
     ],
     [
       { profileCacheTtl: 'soon' },
-      "Invalid config value at 'auth.providers.bitbucket.development.profileCacheTtl': expected a duration such as '15m', { minutes: 15 } or 'PT15M', or 0 to disable it.",
+      "Invalid config value at 'auth.providers.bitbucket.development.profileCacheTtl': expected a duration such as '30m', { minutes: 30 } or 'PT30M', or 0 to disable it.",
     ],
     [
       { allowedWorkspace: ['acme'] },

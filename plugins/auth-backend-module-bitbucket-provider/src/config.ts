@@ -33,6 +33,8 @@ export const KNOWN_KEYS = [
   'signInTimeout',
   'accountSignInsPerHour',
   'preconnectHoldTime',
+  'workspaceMembershipSource',
+  'workspaceMembershipCatalogMaxAge',
 ] as const;
 
 /** Bitbucket's workspace roles, from least to most privileged. */
@@ -40,9 +42,24 @@ export const WORKSPACE_ROLES = ['collaborator', 'member', 'owner'] as const;
 /** A Bitbucket workspace role. */
 export type WorkspaceRole = (typeof WORKSPACE_ROLES)[number];
 
-export const DEFAULT_PROFILE_CACHE_TTL_MS = 15 * 60 * 1000;
-export const DEFAULT_IDENTITY_CACHE_TTL_MS = 4 * 60 * 60 * 1000;
+/**
+ * When membership comes from Bitbucket: a removal from a workspace takes
+ * effect within this plus Backstage's own token's hour.
+ */
+export const DEFAULT_PROFILE_CACHE_TTL_MS = 30 * 60 * 1000;
+export const DEFAULT_IDENTITY_CACHE_TTL_MS = 8 * 60 * 60 * 1000;
 export const DEFAULT_REFRESH_GRACE_PERIOD_MS = 60 * 1000;
+
+/** Where the workspace check looks first: the imported catalog, or Bitbucket only. */
+export type MembershipSource = 'catalog' | 'bitbucket';
+/**
+ * The oldest catalog listing the workspace check uses: two runs of the org
+ * import's default 30-minute schedule. One failed run changes nothing;
+ * after two, Bitbucket is asked until an import succeeds again.
+ */
+export const DEFAULT_CATALOG_MAX_AGE_MS = 60 * 60 * 1000;
+const MIN_CATALOG_MAX_AGE_MS = 60 * 1000;
+const MAX_CATALOG_MAX_AGE_MS = 24 * 60 * 60 * 1000;
 /** A longer grace period would let a stolen, rotated refresh token be replayed for longer. */
 const MAX_REFRESH_GRACE_PERIOD_MS = 10 * 60 * 1000;
 
@@ -89,6 +106,10 @@ export interface BitbucketProviderSettings {
   accountSignInsPerHour: number;
   /** Whether a sign-in needs `GET /2.0/user/workspaces`. */
   needsWorkspaces: boolean;
+  /** `catalog`: the import's Groups answer first, Bitbucket on a miss. */
+  membershipSource: MembershipSource;
+  /** The oldest `bitbucket.org/members-listed-at` the catalog answer uses. */
+  catalogMaxAgeMs: number;
 }
 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
@@ -358,14 +379,14 @@ function readCacheSettings(config: Config, path: string) {
     'profileCacheTtl',
     DEFAULT_PROFILE_CACHE_TTL_MS,
     path,
-    "'15m', { minutes: 15 } or 'PT15M'",
+    "'30m', { minutes: 30 } or 'PT30M'",
   );
   const identityCacheTtlMs = readDuration(
     config,
     'identityCacheTtl',
     Math.max(DEFAULT_IDENTITY_CACHE_TTL_MS, profileCacheTtlMs),
     path,
-    "'4h', { hours: 4 } or 'PT4H'",
+    "'8h', { hours: 8 } or 'PT8H'",
   );
   if (identityCacheTtlMs < profileCacheTtlMs) {
     throw new InputError(
@@ -387,6 +408,40 @@ function readCacheSettings(config: Config, path: string) {
     );
   }
   return { profileCacheTtlMs, identityCacheTtlMs, refreshGracePeriodMs };
+}
+
+function readMembershipSettings(config: Config, path: string) {
+  const source = config.getOptional('workspaceMembershipSource') ?? 'catalog';
+  if (source !== 'catalog' && source !== 'bitbucket') {
+    throw new InputError(
+      `Invalid config value at '${path}.workspaceMembershipSource': expected 'catalog' (the members the Bitbucket Cloud org import wrote to the catalog, Bitbucket on a miss) or 'bitbucket' (ask Bitbucket at every workspace check), got '${String(
+        source,
+      )}'.`,
+    );
+  }
+  const key = 'workspaceMembershipCatalogMaxAge';
+  const raw = config.getOptional(key);
+  if (raw !== undefined && source !== 'catalog') {
+    throw new InputError(
+      `Config value at '${path}.${key}' is read only with workspaceMembershipSource 'catalog': remove it, or set workspaceMembershipSource to 'catalog'.`,
+    );
+  }
+  let catalogMaxAgeMs = DEFAULT_CATALOG_MAX_AGE_MS;
+  if (raw !== undefined) {
+    let ms = NaN;
+    try {
+      ms = durationToMilliseconds(readDurationFromConfig(config, { key }));
+    } catch {
+      // reported below
+    }
+    if (!(ms >= MIN_CATALOG_MAX_AGE_MS && ms <= MAX_CATALOG_MAX_AGE_MS)) {
+      throw new InputError(
+        `Invalid config value at '${path}.${key}': expected a duration from 1 minute to 24 hours such as '1h', { hours: 1 } or 'PT1H': a listing older than this is not used, and Bitbucket is asked instead.`,
+      );
+    }
+    catalogMaxAgeMs = ms;
+  }
+  return { membershipSource: source as MembershipSource, catalogMaxAgeMs };
 }
 
 export const DEFAULT_ACCOUNT_SIGN_INS_PER_HOUR = 5;
@@ -464,5 +519,6 @@ export function readBitbucketProviderSettings(
     workspaces,
     ...readCacheSettings(config, path),
     needsWorkspaces: Boolean(workspaces.allowed),
+    ...readMembershipSettings(config, path),
   };
 }

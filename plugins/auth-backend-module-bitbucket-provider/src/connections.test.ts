@@ -19,11 +19,16 @@ import {
   bitbucketConnections,
   BitbucketConnections,
   DEFAULT_PRECONNECT_HOLD_MS,
+  defaultDispatcherAtLoad,
   readPreconnectPlan,
 } from './connections';
 
-/** An HTTPS server that counts its TLS connections and requests. */
-async function startCountingServer() {
+/**
+ * An HTTPS server that counts its TLS connections and requests. It says
+ * `Keep-Alive: timeout=5` (Node's default) unless `keepAliveHint` is false:
+ * then no header, and no idle timeout of its own.
+ */
+async function startCountingServer(options: { keepAliveHint?: boolean } = {}) {
   const tls = await createEmulatorTls();
   const sockets = new Set<Socket>();
   const counts = { connections: 0, requests: 0 };
@@ -40,6 +45,7 @@ async function startCountingServer() {
       else answer();
     },
   );
+  if (options.keepAliveHint === false) server.keepAliveTimeout = 0;
   server.on('secureConnection', socket => {
     counts.connections += 1;
     sockets.add(socket);
@@ -88,6 +94,32 @@ describe('BitbucketConnections', () => {
     await connections.close();
     await server.close();
   });
+
+  it('keeps an idle connection 4 s when the server says 5 s, and 5 s when it says nothing (as api.bitbucket.org)', async () => {
+    const idle = (ms: number) => new Promise(r => setTimeout(r, ms));
+    // Node's server says `Keep-Alive: timeout=5`: kept 5 s less 1 s
+    await get('/a');
+    await idle(3500);
+    await get('/b');
+    expect(server.counts).toEqual({ connections: 1, requests: 2 });
+
+    // no Keep-Alive header (and no server-side idle timeout): kept 5 s
+    const silent = await startCountingServer({ keepAliveHint: false });
+    const pool = new BitbucketConnections({ connect: { ca: silent.ca } });
+    try {
+      const getSilent = (path: string) =>
+        request(`${silent.url}${path}`, {
+          dispatcher: pool.dispatcher(),
+        }).then(res => res.body.text());
+      await getSilent('/a');
+      await idle(4500);
+      await getSilent('/b');
+      expect(silent.counts).toEqual({ connections: 1, requests: 2 });
+    } finally {
+      await pool.close();
+      await silent.close();
+    }
+  }, 20_000);
 
   it('opens the connections (TCP and TLS) without sending a request', async () => {
     connections.preconnect(`${server.url}/2.0`, 3, 60_000);
@@ -182,6 +214,40 @@ describe('BitbucketConnections', () => {
   });
 });
 
+describe('the global dispatcher (issue 20)', () => {
+  let connections: BitbucketConnections;
+  beforeEach(() => {
+    connections = new BitbucketConnections();
+  });
+  afterEach(() => connections.close());
+
+  it('a custom Agent the backend set (a CA, pinning, an egress filter) carries every call, and nothing is opened ahead', () => {
+    const before = getGlobalDispatcher();
+    const mine = new Agent({ connect: { rejectUnauthorized: true } });
+    setGlobalDispatcher(mine);
+    try {
+      // (by identity: printing an Agent in a failure message crashes jest)
+      expect(connections.dispatcher() === mine).toBe(true);
+      connections.preconnect('https://127.0.0.1:1', 3, 60_000);
+      expect(connections.opened).toBe(0);
+    } finally {
+      setGlobalDispatcher(before);
+    }
+  });
+
+  it('only an Agent as undici makes it by default counts as the default when it was set before this module loaded', () => {
+    const plain = new Agent();
+    expect(defaultDispatcherAtLoad(plain) === plain).toBe(true);
+    for (const configured of [
+      new Agent({ connect: { ca: 'a custom CA' } }),
+      new Agent({ connections: 4 }),
+      new MockAgent(),
+    ]) {
+      expect(defaultDispatcherAtLoad(configured) === undefined).toBe(true);
+    }
+  });
+});
+
 describe('readPreconnectPlan', () => {
   const env = (extra: object) =>
     new ConfigReader({ clientId: 'id', clientSecret: 'secret', ...extra });
@@ -200,14 +266,25 @@ describe('readPreconnectPlan', () => {
       profileRound: 2,
       holdMs: DEFAULT_PRECONNECT_HOLD_MS,
     });
+    // the catalog answers the workspace check (the default): user, emails
+    expect(plan({ allowedWorkspaces: ['acme'] }).profileRound).toBe(2);
+    const bitbucket = { workspaceMembershipSource: 'bitbucket' };
     // user, emails, workspaces and the role in acme (member by default)
-    expect(plan({ allowedWorkspaces: ['acme'] }).profileRound).toBe(4);
+    expect(
+      plan({ allowedWorkspaces: ['acme'], ...bitbucket }).profileRound,
+    ).toBe(4);
     expect(
       plan({
         allowedWorkspaces: ['acme', 'beta'],
         minimumWorkspaceRole: 'member',
+        ...bitbucket,
       }).profileRound,
     ).toBe(5);
+    // the listing shows no owners: Bitbucket answers
+    expect(
+      plan({ allowedWorkspaces: ['acme'], minimumWorkspaceRole: 'owner' })
+        .profileRound,
+    ).toBe(4);
     expect(plan({ allowedWorkspaces: ['acme'] }, true).profileRound).toBe(1);
   });
 
@@ -237,7 +314,10 @@ describe('a sign-in through the module', () => {
       users: [JANE],
       entities: [catalogUser('jane', { 'bitbucket.org/user-id': JANE.uuid })],
       consumerPermissions: ['account', 'email', 'team'],
-      provider: { allowedWorkspaces: ['acme'] },
+      provider: {
+        allowedWorkspaces: ['acme'],
+        workspaceMembershipSource: 'bitbucket',
+      },
     });
   });
   afterAll(() => world.stop());

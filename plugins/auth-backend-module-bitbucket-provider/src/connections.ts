@@ -34,16 +34,67 @@ import type { BitbucketProviderSettings } from './config';
  * from where this was written.
  *
  * All calls to Bitbucket go through one process-wide undici Agent whose
- * connector hands out these connections first. When the backend has set a
- * global dispatcher of its own (a proxy, as in Backstage's corporate proxy
- * guide, or a mock), the calls go through that one instead, as `fetch`'s
+ * connector hands out these connections first, but only while the global
+ * dispatcher is Node's default one, compared by identity. When the backend
+ * has set a global dispatcher of its own (a proxy, as in Backstage's
+ * corporate proxy guide, an Agent with a custom CA or pinning, an egress
+ * filter, a mock), the calls go through that one instead, as `fetch`'s
  * would, and nothing is opened ahead.
  */
+
+/**
+ * The global dispatcher when this file loaded, if it is undici's default:
+ * an `Agent` made without options (what Node, or the undici package,
+ * installs when nobody set one). A dispatcher the backend set before this
+ * module loaded is one of its own unless it is such a bare Agent: then
+ * nothing counts as the default and every call goes through the global
+ * dispatcher (only the connections opened ahead are lost). Read through
+ * undici's options record; when that cannot be read, nothing counts as the
+ * default either.
+ */
+export function defaultDispatcherAtLoad(
+  dispatcher: Dispatcher,
+): Dispatcher | undefined {
+  if (dispatcher?.constructor?.name !== 'Agent') return undefined;
+  const key = Object.getOwnPropertySymbols(dispatcher).find(
+    s => s.description === 'options',
+  );
+  const options = key
+    ? ((dispatcher as unknown as Record<symbol, unknown>)[key] as
+        | Record<string, unknown>
+        | undefined)
+    : undefined;
+  if (!options || typeof options !== 'object') return undefined;
+  const bare = Object.entries(options).every(
+    ([name, value]) =>
+      value === undefined || (name === 'maxOrigins' && value === Infinity),
+  );
+  return bare ? dispatcher : undefined;
+}
+
+/** Node's default global dispatcher, by identity (see {@link defaultDispatcherAtLoad}). */
+const NODE_DEFAULT_DISPATCHER = defaultDispatcherAtLoad(getGlobalDispatcher());
 
 /** How long pre-opened connections wait for the callback by default. */
 export const DEFAULT_PRECONNECT_HOLD_MS = 120_000;
 /** At most this many connections per origin wait unused (`/start` needs no sign-in). */
 export const MAX_HELD_PER_ORIGIN = 16;
+/**
+ * How long an idle pooled connection is kept when the server does not say
+ * (`Keep-Alive: timeout=…`). api.bitbucket.org sends no such header
+ * (jenkinsci/bitbucket-branch-source-plugin#218) and publishes no idle
+ * timeout; clients that kept its connections indefinitely met stale ones,
+ * and that plugin has kept them 5 s since 2019 (#218; again in #1012).
+ * undici's default is 4 s.
+ */
+export const KEEP_ALIVE_MS = 5000;
+/**
+ * When the server does say, its timeout less this margin (undici's default
+ * is 2 s; Node's https agent, which upstream uses, takes 1 s off): a
+ * request sent just before the client's timeout still reaches the server
+ * well before its own.
+ */
+export const KEEP_ALIVE_MARGIN_MS = 1000;
 
 /** A connection opened ahead, waiting for a call to take it. */
 class HeldConnection {
@@ -150,6 +201,8 @@ export class BitbucketConnections {
     });
     this.#maxHeld = options.maxHeldPerOrigin ?? MAX_HELD_PER_ORIGIN;
     this.#agent = new Agent({
+      keepAliveTimeout: KEEP_ALIVE_MS,
+      keepAliveTimeoutThreshold: KEEP_ALIVE_MARGIN_MS,
       factory: (origin, opts) => {
         const key = new URL(String(origin)).origin;
         const count = (delta: number) =>
@@ -165,13 +218,16 @@ export class BitbucketConnections {
   }
 
   /**
-   * The dispatcher for a call to Bitbucket: the global one when the backend
-   * set one (a proxy), else this pool.
+   * The dispatcher for a call to Bitbucket: this pool while the global
+   * dispatcher is Node's default (the very same object), else the global
+   * one the backend set (a proxy, a custom CA, a mock).
    */
   dispatcher(): Dispatcher {
     const global = getGlobalDispatcher();
-    // undici's plain Agent (Node's own copy or the package's) is the default
-    return global.constructor.name === 'Agent' ? this.#agent : global;
+    return NODE_DEFAULT_DISPATCHER !== undefined &&
+      global === NODE_DEFAULT_DISPATCHER
+      ? this.#agent
+      : global;
   }
 
   /**
@@ -286,10 +342,16 @@ export function readPreconnectPlan(
   options: { sequentialProfileFetch?: boolean; path?: string } = {},
 ): PreconnectPlan {
   const { workspaces } = settings;
-  const parallel =
-    2 +
-    (settings.needsWorkspaces ? 1 : 0) +
-    (workspaces.minimumRole ? workspaces.allowed?.length ?? 0 : 0);
+  // with the catalog answering, the round is user and emails; the workspace
+  // calls of a miss open their own connections
+  const catalogFirst =
+    settings.membershipSource === 'catalog' &&
+    workspaces.minimumRole !== 'owner';
+  const parallel = catalogFirst
+    ? 2
+    : 2 +
+      (settings.needsWorkspaces ? 1 : 0) +
+      (workspaces.minimumRole ? workspaces.allowed?.length ?? 0 : 0);
   return {
     tokenUrl: settings.tokenUrl,
     apiBaseUrl: settings.apiBaseUrl,

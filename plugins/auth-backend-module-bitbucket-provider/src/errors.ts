@@ -243,6 +243,16 @@ export function authorizeCallbackError(
   );
 }
 
+/**
+ * A refresh with a cookie of a session that a logout ended (a copy of the
+ * cookie, another tab): refused here, without asking Bitbucket.
+ */
+export function sessionEndedError(): Error {
+  return new AuthenticationError(
+    'This Bitbucket session was ended by a logout. Sign in again.',
+  );
+}
+
 const invalidGrants = new WeakSet<Error>();
 
 /**

@@ -29,6 +29,11 @@ export interface BitbucketWorkspace {
   administrator: boolean;
   /** `owner`, `member` or `collaborator`, when fetched. */
   permission?: string;
+  /**
+   * The ref of the catalog Group that the Bitbucket Cloud org import wrote
+   * for this workspace, when that Group answered the workspace check.
+   */
+  group?: string;
 }
 
 /**

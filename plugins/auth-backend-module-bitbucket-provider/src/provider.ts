@@ -7,8 +7,11 @@ import {
   SignInResolverFactory,
 } from '@backstage/plugin-auth-node';
 import { CacheService } from '@backstage/backend-plugin-api';
-import { createBitbucketAuthenticator } from './authenticator';
-import { readBitbucketProviderSettings } from './config';
+import {
+  BitbucketAuthenticatorOptions,
+  createBitbucketAuthenticator,
+} from './authenticator';
+import { describeAllowed, readBitbucketProviderSettings } from './config';
 import { readPreconnectPlan } from './connections';
 import { bitbucketSignInResolvers } from './resolvers';
 import { guardRouteHandlers } from './routeGuards';
@@ -28,13 +31,20 @@ export const signInResolverFactories: Record<string, SignInResolverFactory> = {
  * sign-in resolver chain replaced by {@link readBitbucketSignInResolver}.
  */
 export function createBitbucketProviderFactory(
-  options: { cache?: CacheService; sequentialProfileFetch?: boolean } = {},
+  options: {
+    cache?: CacheService;
+    sequentialProfileFetch?: boolean;
+    catalog?: BitbucketAuthenticatorOptions['catalog'];
+    catalogReuseMs?: number;
+  } = {},
 ): AuthProviderFactory {
   return ctx => {
     const authenticator = createBitbucketAuthenticator({
       cache: options.cache,
       logger: ctx.logger,
       sequentialProfileFetch: options.sequentialProfileFetch,
+      catalog: options.catalog,
+      catalogReuseMs: options.catalogReuseMs,
     });
     const handlers = new Map<string, AuthProviderRouteHandlers>();
     for (const env of ctx.config.keys()) {
@@ -53,7 +63,11 @@ export function createBitbucketProviderFactory(
         `Bitbucket provider '${env}': authorize at ${
           settings.authorizationUrl
         }, REST at ${settings.apiBaseUrl}, allowed workspaces: ${
-          settings.workspaces.allowed?.join(', ') ?? 'any'
+          settings.workspaces.allowed?.map(describeAllowed).join(', ') ?? 'any'
+        }, workspace membership: ${
+          settings.workspaces.allowed
+            ? settings.membershipSource
+            : 'not checked'
         }, profile cache: ${
           settings.profileCacheTtlMs / 1000
         } s, sign-in resolvers: ${

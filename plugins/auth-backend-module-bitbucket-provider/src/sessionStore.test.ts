@@ -48,6 +48,7 @@ const RT = 'refresh-token-AAAAAAAAAAAAAAAAAAAA';
 const rotatedTo = (store: SessionStore, to: string, from: string) => ({
   ...session(to),
   rotatedFrom: [store.id(from)],
+  chain: store.id(from),
 });
 const RT2 = 'refresh-token-BBBBBBBBBBBBBBBBBBBB';
 
@@ -87,6 +88,34 @@ describe('SessionStore', () => {
       ttl: 60_000,
     });
     expect(await store.get(RT2)).toEqual(rotatedTo(store, RT2, RT));
+  });
+
+  it("seals a session in 601 characters (534 before issue 20 added the session's chain id): one-letter field names, no refresh token under its own key, no repeated email (issue 21: heap per live session)", async () => {
+    const { cache, entries } = rawCache();
+    const store = new SessionStore(cache, 'client', {
+      keepSessions: true,
+      graceMs: 10_000,
+    });
+    await store.put(session(RT), 60_000);
+    const sealed = entries.get(`bitbucket-session:v2:${store.id(RT)}`)!
+      .value as string;
+    // the length depends on the values only (AES-GCM: no compression)
+    expect(sealed.length).toBe(601);
+    // everything reads back: the refresh token, `bearer`, the email
+    expect(await store.get(RT)).toEqual({
+      ...session(RT),
+      chain: store.id(RT),
+    });
+    // a rotation record still names the refresh token it leads to
+    await store.rotate(RT, session(RT2), 60_000);
+    expect(await store.rotated(RT)).toEqual(rotatedTo(store, RT2, RT));
+    // another token type, and an email that is not the primary one, are kept
+    const other = session(RT2, {
+      tokenType: 'mac',
+      profile: { ...profile, email: 'other@example.com' },
+    });
+    await store.put(other, 60_000);
+    expect(await store.get(RT2)).toEqual({ ...other, chain: store.id(RT2) });
   });
 
   it('a record is readable only with its own refresh token, at its own key', async () => {
@@ -134,6 +163,26 @@ describe('SessionStore', () => {
     expect(await store.get(RT2)).toEqual(rotatedTo(store, RT2, RT));
   });
 
+  it('deletes from the cache the records this process wrote once they expired, and only those', async () => {
+    jest.useFakeTimers({ now: 1_700_000_000_000 });
+    // a store that never expires anything itself (as Backstage's memory store for unread keys)
+    const { cache, entries } = rawCache();
+    const store = new SessionStore(cache, 'client', {
+      keepSessions: true,
+      graceMs: 10_000,
+    });
+    await store.put(session(RT), 60_000);
+    await store.rotate(RT, session(RT2), 120_000);
+    expect(entries.size).toBe(2); // RT2's session, RT's rotation record
+    await jest.advanceTimersByTimeAsync(61_000);
+    // the rotation record (10 s) went; the session (120 s) stays
+    expect([...entries.keys()]).toEqual([
+      `bitbucket-session:v2:${store.id(RT2)}`,
+    ]);
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(entries.size).toBe(0);
+  });
+
   it('a rotation keeps the ages of the profile it carries', async () => {
     const { cache } = rawCache();
     const store = new SessionStore(cache, 'client', {
@@ -168,7 +217,9 @@ describe('SessionStore', () => {
       graceMs: 10_000,
     });
     await graceOnly.rotate(RT, session(RT2), 60_000);
-    expect([...entries.keys()]).toEqual([
+    // the rotation record, and which session RT2 belongs to (for its logout)
+    expect([...entries.keys()].sort()).toEqual([
+      `bitbucket-chain:v2:${graceOnly.id(RT2)}`,
       `bitbucket-rotated:v2:${graceOnly.id(RT)}`,
     ]);
     expect(await graceOnly.rotated(RT)).toEqual(rotatedTo(graceOnly, RT2, RT));
@@ -185,10 +236,10 @@ describe('SessionStore', () => {
       keepSessions: true,
       graceMs: 10_000,
     });
-    await expect(store.put(session(RT), 60_000)).resolves.toBeUndefined();
-    await expect(
-      store.rotate(RT, session(RT2), 60_000),
-    ).resolves.toBeUndefined();
+    await expect(store.put(session(RT), 60_000)).resolves.toBe('kept');
+    await expect(store.rotate(RT, session(RT2), 60_000)).resolves.toBe('kept');
+    await expect(store.forget([RT])).resolves.toBeUndefined();
+    await expect(store.isEnded(RT)).resolves.toBe(false);
     await expect(store.get(RT)).resolves.toBeUndefined();
     await expect(store.rotated(RT)).resolves.toBeUndefined();
   });
@@ -199,7 +250,10 @@ describe('SessionStore', () => {
       graceMs: 10_000,
     });
     await store.put(session(RT), 60_000);
-    expect(await store.get(RT)).toEqual(session(RT));
+    expect(await store.get(RT)).toEqual({
+      ...session(RT),
+      chain: store.id(RT),
+    });
     await store.forget([RT]);
     expect(await store.get(RT)).toBeUndefined();
   });
@@ -223,10 +277,81 @@ describe('SessionStore', () => {
     expect(entries.size).toBe(3); // RT3's session, two rotation records
 
     await store.forget([RT3], third.rotatedFrom);
-    expect(entries.size).toBe(0);
+    // only the tombstones of RT3 and of its session (named after RT) are left
+    expect([...entries.keys()].sort()).toEqual(
+      [
+        `bitbucket-ended:v2:${store.id(RT)}`,
+        `bitbucket-ended:v2:${store.id(RT3)}`,
+      ].sort(),
+    );
+    expect(await store.isEnded(RT3)).toBe(true);
     expect(await store.rotated(RT)).toBeUndefined();
     expect(await store.rotated(RT2)).toBeUndefined();
     expect(await store.get(RT3)).toBeUndefined();
+  });
+
+  describe('no record outlives a logout (issue 20)', () => {
+    const store = (cache: CacheService, keepSessions = true) =>
+      new SessionStore(cache, 'client', { keepSessions, graceMs: 10_000 });
+    const tokens = (n: number) =>
+      Array.from(
+        { length: n },
+        (_, i) => `refresh-token-${i}-${'Z'.repeat(20)}`,
+      );
+
+    it('a rotation that lands after the logout writes nothing live', async () => {
+      const { cache } = rawCache();
+      const s = store(cache);
+      await s.put(session(RT), 60_000);
+      await s.forget([RT]); // the logout, while a refresh of RT was in flight
+      await s.rotate(RT, session(RT2), 60_000); // its answer lands
+      expect(await s.get(RT2)).toBeUndefined();
+      expect(await s.rotated(RT)).toBeUndefined();
+    });
+
+    it('a roles re-check whose put lands after a concurrent rotation does not bring the old token back', async () => {
+      const { cache } = rawCache();
+      const s = store(cache);
+      await s.put(session(RT), 60_000);
+      await s.rotate(RT, session(RT2), 60_000); // another tab rotated
+      await s.put(session(RT), 60_000); // the re-check of RT, started before
+      expect(await s.get(RT)).toBeUndefined();
+      expect((await s.rotated(RT))?.refreshToken).toBe(RT2);
+    });
+
+    it('a logout ends a rotation chain longer than 5: no record of it opens', async () => {
+      const { cache } = rawCache();
+      const s = store(cache);
+      const chain = tokens(8);
+      await s.put(session(chain[0]), 60_000);
+      for (let i = 1; i < chain.length; i++) {
+        const from = (await s.get(chain[i - 1]))!;
+        await s.rotate(
+          chain[i - 1],
+          { ...from, refreshToken: chain[i] },
+          60_000,
+        );
+      }
+      expect((await s.rotated(chain[0]))?.refreshToken).toBe(chain[1]);
+      const newest = (await s.get(chain[7]))!;
+      await s.forget([chain[7]], newest.rotatedFrom);
+      for (const token of chain) {
+        expect(await s.rotated(token)).toBeUndefined();
+        expect(await s.get(token)).toBeUndefined();
+      }
+    });
+
+    it('without session records (profileCacheTtl 0), a logout with the newest token ends the rotation records that lead to it', async () => {
+      const { cache } = rawCache();
+      const s = store(cache, false);
+      const [t0, t1, t2] = tokens(3);
+      await s.rotate(t0, session(t1), 60_000);
+      await s.rotate(t1, session(t2), 60_000);
+      expect((await s.rotated(t0))?.refreshToken).toBe(t1);
+      await s.forget([t2]);
+      expect(await s.rotated(t0)).toBeUndefined();
+      expect(await s.rotated(t1)).toBeUndefined();
+    });
   });
 
   it('remembers no rotation record where none is kept (graceMs 0)', async () => {

@@ -1,4 +1,4 @@
-import { CacheService } from '@backstage/backend-plugin-api';
+import { CacheService, LoggerService } from '@backstage/backend-plugin-api';
 import { ConfigReader } from '@backstage/config';
 import { JsonObject } from '@backstage/types';
 import { readBitbucketProviderSettings } from './config';
@@ -8,19 +8,40 @@ import { ProfileSource } from './profileSource';
 import { ACCESS_TOKEN_MARGIN_MS, scopeWithin, Sessions } from './sessions';
 import { SessionStore } from './sessionStore';
 import { BitbucketTokenClient, BitbucketTokenResponse } from './token';
+import { captureLogger, LogLine } from './__testUtils__/backend';
 import { lazyMemoryCache } from './__testUtils__/caches';
 import { signInInfo } from './__testUtils__/resolverContext';
 
 const MINUTE = 60_000;
 const SCOPE = 'account email';
+/** What a refresh Bitbucket refused answers. */
+const INVALID =
+  'Your Bitbucket session has expired or was revoked (Bitbucket said: "The refresh token is invalid."). Sign in again.';
+/** What a refresh of a session a logout ended answers. */
+const ENDED = {
+  name: 'AuthenticationError',
+  message: 'This Bitbucket session was ended by a logout. Sign in again.',
+};
 
 /** Bitbucket's token endpoint, rotating refresh tokens (CHANGE-3052). */
 class FakeTokenEndpoint {
   calls = 0;
   latencyMs = 0;
   expiresInSeconds = 7200;
+  /** Answers every call with this error (Bitbucket down). */
+  failure?: Error;
   readonly #valid = new Set<string>();
   #next = 0;
+
+  /** Whether Bitbucket would still accept this refresh token. */
+  isValid(refreshToken: string): boolean {
+    return this.#valid.has(refreshToken);
+  }
+
+  /** The refresh token issued last. */
+  get newest(): string {
+    return `refresh-${this.#next}-xxxxxxxxxxxxxxxx`;
+  }
 
   issue(scope = SCOPE): BitbucketTokenResponse {
     const n = ++this.#next;
@@ -39,23 +60,29 @@ class FakeTokenEndpoint {
     return {
       refresh: async (refreshToken: string, scope: string | undefined) => {
         this.calls++;
+        if (this.failure) throw this.failure;
+        // Bitbucket rotates when the call arrives, whenever its answer lands
+        const answer = this.#valid.delete(refreshToken)
+          ? this.issue(scope)
+          : undefined;
         await new Promise(r => setTimeout(r, this.latencyMs));
-        if (!this.#valid.delete(refreshToken)) {
+        if (!answer) {
           throw tokenError(
             'refresh_token',
             400,
             '{"error":"invalid_grant","error_description":"The refresh token is invalid."}',
           );
         }
-        return this.issue(scope);
+        return answer;
       },
     } as unknown as BitbucketTokenClient;
   }
 }
 
-/** The profile calls, counted. */
+/** The profile calls, counted; `membershipDelays` slows the next role checks, one each. */
 function fakeProfiles(fingerprint = 'fp') {
   const calls = { full: 0, membership: 0 };
+  const membershipDelays: number[] = [];
   const profile: BitbucketProfile = signInInfo().result.fullProfile;
   const source = {
     fingerprint,
@@ -65,10 +92,15 @@ function fakeProfiles(fingerprint = 'fp') {
     },
     async membership(_token: string, cached: BitbucketProfile) {
       calls.membership++;
+      const delay = membershipDelays.shift() ?? 0;
+      if (delay) await new Promise(r => setTimeout(r, delay));
       return cached;
     },
+    async withoutBitbucket() {
+      return undefined;
+    },
   } as unknown as ProfileSource;
-  return { source, calls, profile };
+  return { source, calls, profile, membershipDelays };
 }
 
 const mapCache = () => lazyMemoryCache().cache;
@@ -79,6 +111,7 @@ function setup(
     cache?: CacheService;
     endpoint?: FakeTokenEndpoint;
     fingerprint?: string;
+    logger?: LoggerService;
   } = {},
 ) {
   const settings = readBitbucketProviderSettings(
@@ -99,7 +132,8 @@ function setup(
     tokens: endpoint.client(),
     profiles: profiles.source,
     settings,
-  });
+    logger: options.logger,
+  } as ConstructorParameters<typeof Sessions>[0]);
   return { sessions, endpoint, profiles, store };
 }
 
@@ -161,7 +195,7 @@ describe('Sessions', () => {
     it('re-checks the workspace roles alone after profileCacheTtl, with the access token in hand', async () => {
       const time = clock();
       const { sessions, endpoint, profiles } = setup({
-        config: { allowedWorkspaces: ['acme'] },
+        config: { allowedWorkspaces: ['acme'], profileCacheTtl: '15m' },
       });
       const token = endpoint.issue();
       await sessions.started(token, profiles.profile);
@@ -208,7 +242,7 @@ describe('Sessions', () => {
     it('keeps the profile’s ages when the refresh token rotates', async () => {
       const time = clock();
       const { sessions, endpoint, profiles, store } = setup({
-        config: { allowedWorkspaces: ['acme'] },
+        config: { allowedWorkspaces: ['acme'], profileCacheTtl: '15m' },
       });
       endpoint.expiresInSeconds = 600; // rotates once the margin is reached
       const token = endpoint.issue();
@@ -351,9 +385,220 @@ describe('Sessions', () => {
       const token = endpoint.issue();
       await sessions.started(token, profiles.profile);
       await sessions.ended(token.refreshToken);
-      await sessions.refresh(token.refreshToken!, SCOPE);
-      expect(endpoint.calls).toBe(1);
+      await expect(
+        sessions.refresh(token.refreshToken!, SCOPE),
+      ).rejects.toMatchObject(ENDED);
+      expect(endpoint.calls).toBe(1); // the revocation
     });
+  });
+
+  describe('a logout ends every copy of the session, here and at Bitbucket (issue 20)', () => {
+    const nearExpiry = () => {
+      const endpoint = new FakeTokenEndpoint();
+      endpoint.expiresInSeconds = 120; // every refresh rotates
+      return endpoint;
+    };
+
+    it.each([
+      ['the cache on', {}],
+      ['the cache off', { profileCacheTtl: 0 }],
+    ])(
+      'with %s, a copy of the cookie the logout carried gets nothing, and Bitbucket no longer accepts its refresh token',
+      async (_, config) => {
+        const { sessions, endpoint, profiles } = setup({ config });
+        const token = endpoint.issue();
+        await sessions.started(token, profiles.profile);
+        await sessions.ended(token.refreshToken);
+        expect(endpoint.isValid(token.refreshToken!)).toBe(false);
+        expect(endpoint.calls).toBe(1); // one rotation, its answer thrown away
+        await expect(
+          sessions.refresh(token.refreshToken!, SCOPE),
+        ).rejects.toMatchObject(ENDED);
+        expect(endpoint.calls).toBe(1);
+      },
+    );
+
+    it('a logout with the cookie from before the last rotation (a lost answer) kills the newest refresh token at Bitbucket too', async () => {
+      const { sessions, endpoint, profiles } = setup({
+        endpoint: nearExpiry(),
+      });
+      const token = endpoint.issue();
+      await sessions.started(token, profiles.profile);
+      const lost = await sessions.refresh(token.refreshToken!, SCOPE);
+      const newest = lost.session.refreshToken!;
+      expect(endpoint.isValid(newest)).toBe(true);
+      await sessions.ended(token.refreshToken);
+      expect(endpoint.isValid(newest)).toBe(false);
+      await expect(sessions.refresh(newest, SCOPE)).rejects.toMatchObject(
+        ENDED,
+      );
+    });
+
+    it('a failed revocation is logged, without a token, and does not fail the logout', async () => {
+      const logs: LogLine[] = [];
+      const { sessions, endpoint, profiles } = setup({
+        logger: captureLogger(line => logs.push(line)),
+      });
+      const token = endpoint.issue();
+      await sessions.started(token, profiles.profile);
+      endpoint.failure = tokenError('refresh_token', 503, 'down');
+      await expect(sessions.ended(token.refreshToken)).resolves.toBeUndefined();
+      expect(logs.map(l => [l.level, l.message])).toEqual([
+        [
+          'warn',
+          "Bitbucket logout: could not revoke the session's refresh token at Bitbucket (Bitbucket's token endpoint answered HTTP 503. Try again later.). The session is ended here; the refresh token stays valid at Bitbucket until it is used or expires (3 months unused).",
+        ],
+      ]);
+      expect(JSON.stringify(logs)).not.toContain(token.refreshToken);
+      // ended here all the same
+      endpoint.failure = undefined;
+      await expect(
+        sessions.refresh(token.refreshToken!, SCOPE),
+      ).rejects.toMatchObject(ENDED);
+    });
+
+    it('a logout while a refresh is in flight: the refresh’s answer, landing after it, serves nothing and leaves nothing live', async () => {
+      const { sessions, endpoint, profiles, store } = setup({
+        endpoint: nearExpiry(),
+      });
+      endpoint.latencyMs = 100;
+      const token = endpoint.issue();
+      await sessions.started(token, profiles.profile);
+      const inFlight = sessions.refresh(token.refreshToken!, SCOPE);
+      await new Promise(r => setTimeout(r, 20)); // Bitbucket has rotated
+      const rotatedTo = endpoint.newest;
+      expect(rotatedTo).not.toBe(token.refreshToken);
+      await sessions.ended(token.refreshToken);
+      await expect(inFlight).rejects.toMatchObject(ENDED);
+      expect(await store.get(rotatedTo)).toBeUndefined();
+      expect(await store.rotated(token.refreshToken!)).toBeUndefined();
+      // the new refresh token is dead at Bitbucket as well
+      expect(endpoint.isValid(rotatedTo)).toBe(false);
+    });
+
+    it('a rotation another replica finishes just before the logout’s tombstone: its new token is ended and dead at Bitbucket too', async () => {
+      const { cache } = lazyMemoryCache();
+      const endpoint = nearExpiry();
+      let beforeTombstone: (() => Promise<unknown>) | undefined;
+      // the logout's tombstone reaches the shared cache only after B's rotation
+      const slowTombstones: CacheService = {
+        ...cache,
+        async set(key, value, options) {
+          if (key.startsWith('bitbucket-ended:') && beforeTombstone) {
+            const run = beforeTombstone;
+            beforeTombstone = undefined;
+            await run();
+          }
+          return cache.set(key, value, options);
+        },
+        withOptions: () => slowTombstones,
+      };
+      const a = setup({ cache: slowTombstones, endpoint });
+      const b = setup({ cache, endpoint });
+      const token = endpoint.issue();
+      await a.sessions.started(token, a.profiles.profile);
+      let onB: string | undefined;
+      beforeTombstone = async () => {
+        onB = (await b.sessions.refresh(token.refreshToken!, SCOPE)).session
+          .refreshToken;
+      };
+      await a.sessions.ended(token.refreshToken);
+      expect(onB).toEqual(expect.any(String));
+      expect(endpoint.isValid(onB!)).toBe(false);
+      const calls = endpoint.calls;
+      await expect(b.sessions.refresh(onB!, SCOPE)).rejects.toMatchObject(
+        ENDED,
+      );
+      expect(endpoint.calls).toBe(calls);
+    });
+
+    it('a roles re-check that finishes after a concurrent rotation does not bring back the old token’s record', async () => {
+      const time = clock();
+      const { sessions, endpoint, profiles, store } = setup({
+        config: { allowedWorkspaces: ['acme'] },
+      });
+      const token = endpoint.issue();
+      await sessions.started(token, profiles.profile);
+      time.advance(16 * MINUTE); // the roles are due
+      profiles.membershipDelays.push(100, 0);
+      const recheck = sessions.refresh(token.refreshToken!, SCOPE);
+      // another tab asks for a wider scope: a rotation, done before the re-check
+      const rotated = await sessions.refresh(
+        token.refreshToken!,
+        'account email team',
+      );
+      expect(rotated.session.refreshToken).not.toBe(token.refreshToken);
+      await recheck;
+      expect(await store.get(token.refreshToken!)).toBeUndefined();
+      // after the grace period the old cookie has no record to answer from
+      time.advance(61_000);
+      await expect(
+        sessions.refresh(token.refreshToken!, SCOPE),
+      ).rejects.toMatchObject({ message: INVALID });
+    });
+
+    it('more than 5 rotations within the grace period, then a logout: the oldest cookie is refused', async () => {
+      const { sessions, endpoint, profiles } = setup({
+        endpoint: nearExpiry(),
+      });
+      const first = endpoint.issue();
+      await sessions.started(first, profiles.profile);
+      const chain = [first.refreshToken!];
+      for (let i = 0; i < 7; i++) {
+        chain.push(
+          (await sessions.refresh(chain[i], SCOPE)).session.refreshToken!,
+        );
+      }
+      await sessions.ended(chain[7]);
+      // the first token names the session: refused here
+      await expect(sessions.refresh(chain[0], SCOPE)).rejects.toMatchObject(
+        ENDED,
+      );
+      // the second, beyond the 5 ids the newest record keeps: its rotation
+      // record does not open, and Bitbucket refuses the token
+      const calls = endpoint.calls;
+      await expect(sessions.refresh(chain[1], SCOPE)).rejects.toMatchObject({
+        message: INVALID,
+      });
+      expect(endpoint.calls).toBe(calls + 1);
+    });
+
+    it('with profileCacheTtl 0, a logout with the newest cookie ends the rotation records: an older cookie replayed within the grace period is refused', async () => {
+      const { sessions, endpoint, profiles } = setup({
+        endpoint: nearExpiry(),
+        config: { profileCacheTtl: 0 },
+      });
+      const first = endpoint.issue();
+      await sessions.started(first, profiles.profile);
+      const second = await sessions.refresh(first.refreshToken!, SCOPE);
+      await sessions.ended(second.session.refreshToken);
+      await expect(
+        sessions.refresh(first.refreshToken!, SCOPE),
+      ).rejects.toMatchObject(ENDED);
+    });
+  });
+
+  it('an unknown refresh token costs one call to Bitbucket and no waiting', async () => {
+    const { sessions, endpoint } = setup();
+    const started = performance.now();
+    await expect(
+      sessions.refresh('made-up-refresh-token-xxxxxxxx', SCOPE),
+    ).rejects.toMatchObject({ message: INVALID });
+    expect(endpoint.calls).toBe(1);
+    expect(performance.now() - started).toBeLessThan(500);
+  });
+
+  it('a kept profile keeps its fetch time: its roles are due profileCacheTtl after it was fetched, not after the sign-in', async () => {
+    const time = clock();
+    const { sessions, endpoint, profiles } = setup({
+      config: { allowedWorkspaces: ['acme'] },
+    });
+    const fetchedAt = Date.now() - 29 * MINUTE; // kept by AccountBudget (profileCacheTtl 30m)
+    const token = endpoint.issue();
+    await sessions.started(token, profiles.profile, fetchedAt);
+    time.advance(2 * MINUTE);
+    await sessions.refresh(token.refreshToken!, SCOPE);
+    expect(profiles.calls).toEqual({ full: 0, membership: 1 });
   });
 });
 

@@ -1,10 +1,11 @@
+import { LoggerService } from '@backstage/backend-plugin-api';
 import {
   OAuthAuthenticatorResult,
   OAuthSession,
 } from '@backstage/plugin-auth-node';
 import { BitbucketProviderSettings } from './config';
 import { Deadline } from './deadline';
-import { isInvalidGrant } from './errors';
+import { isInvalidGrant, sessionEndedError } from './errors';
 import { BitbucketProfile } from './profile';
 import { ProfileSource } from './profileSource';
 import { SessionStore, StoredSession } from './sessionStore';
@@ -56,8 +57,17 @@ export function scopeWithin(requested: string, granted: string): boolean {
  *   `refreshGracePeriod`, so that a refresh with the old token (another
  *   tab, another replica, a reload whose answer was lost) gets the same new
  *   session and cookie instead of an `invalid_grant`. When Bitbucket answers
- *   `invalid_grant` while another replica may still be rotating, the
- *   refresh waits for that record briefly.
+ *   `invalid_grant` while another replica may still be rotating (the
+ *   token had a session record), the refresh waits for that record
+ *   briefly; a token the store never saw costs that one call, no waiting.
+ * - A logout ends the session everywhere: it leaves a tombstone under the
+ *   session and its tokens before deleting their records (see
+ *   {@link SessionStore}), so that no copy of any of its cookies gets an
+ *   identity and no refresh still in flight writes anything live; and it
+ *   kills the refresh token it carried and the newest of its chain at
+ *   Bitbucket, which has no revocation endpoint, by rotating each once and
+ *   throwing the answer away (CHANGE-3052: the old token dies), best effort
+ *   within `signInTimeout`.
  */
 export class Sessions {
   readonly #store: SessionStore;
@@ -66,6 +76,7 @@ export class Sessions {
   readonly #settings: BitbucketProviderSettings;
   readonly #flights = new Map<string, Promise<Result>>();
   readonly #onProfileRoundAhead?: () => void;
+  readonly #logger?: LoggerService;
 
   constructor(options: {
     store: SessionStore;
@@ -74,24 +85,31 @@ export class Sessions {
     settings: BitbucketProviderSettings;
     /** Called when a token call will be followed by profile calls. */
     onProfileRoundAhead?: () => void;
+    /** Receives the line of a revocation at logout that failed. */
+    logger?: LoggerService;
   }) {
     this.#store = options.store;
     this.#tokens = options.tokens;
     this.#profiles = options.profiles;
     this.#settings = options.settings;
     this.#onProfileRoundAhead = options.onProfileRoundAhead;
+    this.#logger = options.logger;
   }
 
-  /** Keeps a new sign-in's session for its refreshes. */
+  /**
+   * Keeps a new sign-in's session for its refreshes. `fetchedAt`: when the
+   * profile was read from Bitbucket (earlier than now for a profile kept
+   * by the account budget), so that its roles are due on time.
+   */
   async started(
     token: BitbucketTokenResponse,
     profile: BitbucketProfile,
+    fetchedAt: number = Date.now(),
   ): Promise<OAuthSession> {
-    const now = Date.now();
     const stored = this.#fromToken(token, undefined, token.scope, {
       profile,
-      identityFetchedAt: now,
-      membershipFetchedAt: now,
+      identityFetchedAt: fetchedAt,
+      membershipFetchedAt: fetchedAt,
       fingerprint: this.#profiles.fingerprint,
     });
     if (token.refreshToken) await this.#store.put(stored, this.#ttl(stored));
@@ -115,41 +133,85 @@ export class Sessions {
   }
 
   /**
-   * Forgets the session (logout): its access token is not served again, and
-   * no older refresh token reaches it through a rotation record, whichever
-   * cookie of the session the logout carried.
+   * Ends the session (logout), whichever cookie of it the logout carried:
+   * no copy of any of its cookies gets an identity again, here or on
+   * another replica, and its refresh tokens are dead at Bitbucket. Never
+   * fails: a revocation Bitbucket did not take is logged.
    */
   async ended(refreshToken: string | undefined): Promise<void> {
     if (!refreshToken) return;
-    const { token, stored } = await this.#latest(refreshToken);
-    await this.#store.forget([refreshToken, token], stored?.rotatedFrom);
+    const deadline = new Deadline(this.#settings.signInTimeoutMs);
+    const first = await this.#latest(refreshToken);
+    await this.#store.tombstone([refreshToken, first.token]);
+    // a rotation that finished before the tombstone was written (here or on
+    // another replica) left a rotation record: end its new token too
+    const last = await this.#latest(first.token, { evenEnded: true });
+    await this.#store.forget(
+      [refreshToken, first.token, last.token],
+      [
+        ...(first.stored?.rotatedFrom ?? []),
+        ...(last.stored?.rotatedFrom ?? []),
+      ],
+    );
+    await Promise.all(
+      [...new Set([refreshToken, last.token])].map(token =>
+        this.#revoke(token, deadline),
+      ),
+    );
+  }
+
+  /**
+   * Kills a refresh token at Bitbucket: one rotation whose answer is thrown
+   * away. Already dead (`invalid_grant`) is fine; any other failure is
+   * logged, without the token, and swallowed.
+   */
+  async #revoke(refreshToken: string, deadline: Deadline): Promise<void> {
+    try {
+      await this.#tokens.refresh(refreshToken, undefined, deadline);
+    } catch (error) {
+      if (isInvalidGrant(error)) return;
+      this.#logger?.warn(
+        `Bitbucket logout: could not revoke the session's refresh token at Bitbucket (${
+          (error as Error)?.message ?? 'unknown error'
+        }). The session is ended here; the refresh token stays valid at Bitbucket until it is used or expires (3 months unused).`,
+      );
+    }
   }
 
   async #refresh(refreshToken: string, scope: string): Promise<Result> {
     const deadline = new Deadline(this.#settings.signInTimeoutMs);
+    if (await this.#store.isEnded(refreshToken)) throw sessionEndedError();
     let { token, stored } = await this.#latest(refreshToken);
+    if (token !== refreshToken && (await this.#store.isEnded(token))) {
+      throw sessionEndedError();
+    }
+    // only a token the store knows may be rotating on another replica
+    const known = stored !== undefined;
     // at most twice: after another replica's rotation, once more
     for (let round = 0; ; round++) {
       const forwarded = token !== refreshToken;
       if (stored && this.#tokenUsable(stored, scope, forwarded)) {
+        const current = await this.#withoutBitbucket(stored);
+        if (current) return answer(current);
         if (this.#profileFresh(stored)) return answer(stored);
+        let checked: StoredSession | undefined;
         try {
-          const checked = await this.#recheck(
-            stored,
-            stored.accessToken,
-            deadline,
-          );
-          await this.#store.put(checked, this.#ttl(checked));
-          return answer(checked);
+          checked = await this.#recheck(stored, stored.accessToken, deadline);
         } catch (error) {
           // the access token was revoked at Bitbucket: exchange the refresh token
           if ((error as Error)?.name !== 'AuthenticationError') throw error;
+        }
+        if (checked) {
+          // 'superseded': rotated meanwhile; this answer holds, unkept
+          const kept = await this.#store.put(checked, this.#ttl(checked));
+          if (kept === 'ended') throw sessionEndedError();
+          return answer(checked);
         }
       }
       try {
         return await this.#rotate(token, scope, stored, deadline);
       } catch (error) {
-        if (!isInvalidGrant(error) || round > 0) throw error;
+        if (!isInvalidGrant(error) || round > 0 || !known) throw error;
         const next = await this.#awaitRotation(token, deadline);
         if (!next) throw error;
         ({ token, stored } = { token: next.refreshToken, stored: next });
@@ -163,12 +225,13 @@ export class Sessions {
    */
   async #latest(
     refreshToken: string,
+    options: { evenEnded?: boolean } = {},
   ): Promise<{ token: string; stored?: StoredSession }> {
     let token = refreshToken;
     let stored = await this.#store.get(token);
     let forwarded: StoredSession | undefined;
     for (let hop = 0; !stored && hop < MAX_HOPS; hop++) {
-      const next = await this.#store.rotated(token);
+      const next = await this.#store.rotated(token, options);
       if (!next) break;
       forwarded = next;
       token = next.refreshToken;
@@ -187,16 +250,27 @@ export class Sessions {
     if (!stored || !this.#profileFresh(stored)) this.#onProfileRoundAhead?.();
     const token = await this.#tokens.refresh(refreshToken, scope, deadline);
     let next = this.#fromToken(token, refreshToken, scope, stored ?? EMPTY);
+    let failure: { error: unknown } | undefined;
     try {
-      if (!this.#profileFresh(next)) {
+      const current = await this.#withoutBitbucket(next);
+      if (current) next = current;
+      else if (!this.#profileFresh(next)) {
         next = await this.#recheck(next, token.accessToken, deadline);
       }
-      return answer(next);
-    } finally {
-      // also when the profile fetch failed: within the grace period, the
-      // old refresh token still reaches the new one, and the fetch is retried
-      await this.#store.rotate(refreshToken, next, this.#ttl(next));
+    } catch (error) {
+      failure = { error };
     }
+    // also when the profile fetch failed: within the grace period, the
+    // old refresh token still reaches the new one, and the fetch is retried
+    const kept = await this.#store.rotate(refreshToken, next, this.#ttl(next));
+    if (kept === 'ended') {
+      // a logout ended the session while Bitbucket rotated: the new token
+      // lives on neither here nor at Bitbucket
+      if (token.refreshToken) await this.#revoke(token.refreshToken, deadline);
+      throw sessionEndedError();
+    }
+    if (failure) throw failure.error;
+    return answer(next);
   }
 
   /** The profile read again: in full when the identity is due, else the roles. */
@@ -214,6 +288,7 @@ export class Sessions {
         accessToken,
         deadline,
         'refresh',
+        { decidedAt: stored.profile ? stored.membershipFetchedAt : undefined },
       );
       return {
         ...stored,
@@ -235,6 +310,28 @@ export class Sessions {
       membershipFetchedAt: now,
       fingerprint: this.#profiles.fingerprint,
     };
+  }
+
+  /**
+   * The session with its workspace check answered without Bitbucket (the
+   * catalog, every time, whatever `profileCacheTtl` says), while its
+   * identity serves; undefined when Bitbucket decides (as before).
+   */
+  async #withoutBitbucket(
+    stored: StoredSession,
+  ): Promise<StoredSession | undefined> {
+    if (
+      !stored.profile ||
+      stored.fingerprint !== this.#profiles.fingerprint ||
+      Date.now() - stored.identityFetchedAt >= this.#settings.identityCacheTtlMs
+    ) {
+      return undefined;
+    }
+    const profile = await this.#profiles.withoutBitbucket(
+      stored.profile,
+      stored.membershipFetchedAt,
+    );
+    return profile && { ...stored, profile };
   }
 
   async #awaitRotation(
@@ -309,6 +406,7 @@ export class Sessions {
       | 'membershipFetchedAt'
       | 'fingerprint'
       | 'rotatedFrom'
+      | 'chain'
     >,
   ): StoredSession {
     return {
@@ -327,6 +425,7 @@ export class Sessions {
       membershipFetchedAt: kept.membershipFetchedAt,
       fingerprint: kept.fingerprint,
       rotatedFrom: kept.rotatedFrom,
+      chain: kept.chain,
     };
   }
 }

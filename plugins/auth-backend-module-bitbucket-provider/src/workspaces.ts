@@ -76,7 +76,7 @@ export function mergePermissions(
 ): BitbucketWorkspace[] {
   const merged = workspaces.map(w =>
     allowed.some(entry => matches(entry, w))
-      ? { ...w, permission: undefined }
+      ? { ...w, permission: undefined, group: undefined }
       : { ...w },
   );
   allowed.forEach((entry, i) => {
@@ -154,8 +154,10 @@ export function workspaceCheck(settings: WorkspaceSettings): WorkspaceCheck {
 }
 
 /**
- * `group:<namespace>/<prefix><slug>` for each allowed workspace in which
- * the user is at least a member, when ownership is enabled. A workspace
+ * For each allowed workspace in which the user is at least a member, when
+ * ownership is enabled: the org import's Group that listed the user, when
+ * the catalog answered (its pinned name: a slug rename moves nobody into
+ * another group), else `group:<namespace>/<prefix><slug>`. A workspace
  * that is not on the allow-list never grants a group: anyone can create
  * one with any free slug.
  */
@@ -169,6 +171,7 @@ export function workspaceOwnershipRefs(
     .filter(w => rank(w.permission) >= MEMBER_RANK)
     .map(
       w =>
+        w.group ??
         `group:${ownership.namespace}/${
           ownership.prefix
         }${w.slug.toLowerCase()}`,

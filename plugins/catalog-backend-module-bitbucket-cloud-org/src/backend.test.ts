@@ -1,4 +1,7 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   coreServices,
   createBackendModule,
@@ -18,7 +21,10 @@ import {
   startEmulator,
 } from '@internal/bitbucket-cloud-emulator';
 import request from 'supertest';
-import catalogModuleBitbucketCloudOrg from './index';
+import catalogModuleBitbucketCloudOrg, {
+  bitbucketCloudOrgEntityProviderTransformsExtensionPoint,
+  defaultBitbucketCloudUserTransformer,
+} from './index';
 import {
   ACME,
   captureLogger,
@@ -36,7 +42,43 @@ const APP = 'http://localhost:3000';
 const JANE = '{3f1c2a8e-5b7d-4e29-9a61-0c4d8b2e7f15}';
 const BOB = '{8a4e6c21-9d3b-47f0-b512-6e9c0a7d3f48}';
 const CAROL = '{c27d5e93-0f6a-4b18-8e34-91b7a2c6d05f}';
+const DORA = '{d0a7e3b1-5c2f-4e8a-9b6d-1f4c7a2e9b30}';
 const TASK = 'BitbucketCloudOrgEntityProvider:demo:refresh';
+const BIG_TASK = 'BitbucketCloudOrgEntityProvider:big:refresh';
+const BIG = {
+  slug: 'big',
+  name: 'Big Co',
+  uuid: '{b16b16b1-6b16-4b16-8b16-b16b16b16b16}',
+  role: 'member' as const,
+};
+/** 2,000 members of "big", whose Group's member-uuids is 2,000 × 38 characters and 1,999 commas. */
+const BIG_MEMBERS = Array.from({ length: 2000 }, (_, i) => {
+  const digits = String(i + 1).padStart(12, '0');
+  return {
+    uuid: `{b0000000-0000-4000-8000-${digits}}`,
+    accountId: `557058:big-${i + 1}`,
+    nickname: `big${i + 1}`,
+    displayName: `Big ${i + 1}`,
+    emails: [],
+    workspaces: [BIG],
+  };
+});
+
+// Dora's User is hand-written, in an org-data file the catalog reads; the
+// import must leave it alone (no second User with her uuid).
+const ORG_DATA = join(mkdtempSync(join(tmpdir(), 'org-data-')), 'users.yaml');
+writeFileSync(
+  ORG_DATA,
+  `apiVersion: backstage.io/v1alpha1
+kind: User
+metadata:
+  name: dora
+  annotations:
+    bitbucket.org/user-id: '${DORA.toUpperCase()}'
+spec:
+  memberOf: []
+`,
+);
 
 function person(uuid: string, name: string, workspaces = [ACME]) {
   return {
@@ -79,13 +121,15 @@ describe('the catalog module and the Bitbucket sign-in module in one backend', (
             secret: CONSUMER.secret,
             callbackUrl: 'http://localhost',
             permissions: ['account', 'email', 'team'],
-            workspaces: ['acme', 'platform'],
+            workspaces: ['acme', 'platform', 'big'],
           },
         ],
         users: [
           person(JANE, 'jane', [ACME, PLATFORM]),
           person(BOB, 'bob'),
           person(CAROL, 'carol', [PARTNERS]),
+          person(DORA, 'dora'),
+          ...BIG_MEMBERS,
         ],
       },
     });
@@ -98,6 +142,25 @@ describe('the catalog module and the Bitbucket sign-in module in one backend', (
         }),
         catalogPlugin,
         catalogModuleBitbucketCloudOrg,
+        // "big" imports no User, only its Group: the test is about the Group
+        createBackendModule({
+          pluginId: 'catalog',
+          moduleId: 'test-no-big-users',
+          register(reg) {
+            reg.registerInit({
+              deps: {
+                org: bitbucketCloudOrgEntityProviderTransformsExtensionPoint,
+              },
+              async init({ org }) {
+                org.setUserTransformer(async (m, ctx) =>
+                  m.workspaces.every(w => w.slug === 'big')
+                    ? undefined
+                    : defaultBitbucketCloudUserTransformer(m, ctx),
+                );
+              },
+            });
+          },
+        }),
         authPlugin,
         authModuleBitbucketProvider,
         createBackendModule({
@@ -116,6 +179,8 @@ describe('the catalog module and the Bitbucket sign-in module in one backend', (
           data: {
             app: { baseUrl: APP },
             catalog: {
+              locations: [{ type: 'file', target: ORG_DATA }],
+              rules: [{ allow: ['User', 'Group', 'Location'] }],
               providers: {
                 bitbucketCloudOrg: {
                   demo: {
@@ -125,6 +190,17 @@ describe('the catalog module and the Bitbucket sign-in module in one backend', (
                     baseUrl: emulator.url,
                     apiBaseUrl: emulator.apiBaseUrl,
                     // manual: the test runs it
+                    schedule: {
+                      frequency: { trigger: 'manual' },
+                      timeout: 'PT1M',
+                    },
+                  },
+                  big: {
+                    workspaces: ['big'],
+                    clientId: CONSUMER.key,
+                    clientSecret: CONSUMER.secret,
+                    baseUrl: emulator.url,
+                    apiBaseUrl: emulator.apiBaseUrl,
                     schedule: {
                       frequency: { trigger: 'manual' },
                       timeout: 'PT1M',
@@ -163,6 +239,11 @@ describe('the catalog module and the Bitbucket sign-in module in one backend', (
         }),
       ],
     });
+  });
+
+  beforeAll(async () => {
+    // the org-data file is in the catalog before the first import
+    await catalogEntity('user:default/dora');
   });
 
   afterAll(async () => {
@@ -205,6 +286,12 @@ describe('the catalog module and the Bitbucket sign-in module in one backend', (
       'user:default/3f1c2a8e-5b7d-4e29-9a61-0c4d8b2e7f15',
     );
     expect(jane.metadata.annotations['bitbucket.org/user-id']).toBe(JANE);
+    // the catalog keeps the provenance as the provider wrote it
+    expect(jane.metadata.annotations).toMatchObject({
+      'backstage.io/managed-by-location': 'bitbucket-cloud-org:demo',
+      'backstage.io/managed-by-origin-location': 'bitbucket-cloud-org:demo',
+      'backstage.io/view-url': `${emulator.url}/%7B3f1c2a8e-5b7d-4e29-9a61-0c4d8b2e7f15%7D/`,
+    });
     expect(jane.relations).toEqual(
       expect.arrayContaining([
         { type: 'memberOf', targetRef: 'group:default/acme' },
@@ -266,13 +353,18 @@ describe('the catalog module and the Bitbucket sign-in module in one backend', (
       'user:default/8a4e6c21-9d3b-47f0-b512-6e9c0a7d3f48',
       false,
     );
-    // the allow-list refuses him first; the catalog no longer has him either
+    // the sign-in reuses one catalog answer for 5 s (the auth module's
+    // catalogMembership.ts): past it, the new listing no longer has him, the
+    // miss goes to Bitbucket, and the allow-list refuses him there
+    await new Promise(resolve => setTimeout(resolve, 5_100));
     expect((await signIn(BOB)).error?.message).toContain(
       'is not a member of a Bitbucket workspace that may sign in to this portal',
     );
     expect(
-      logs.filter(l =>
-        l.message.startsWith("Bitbucket Cloud org provider 'demo'"),
+      logs.filter(
+        l =>
+          l.level === 'info' &&
+          l.message.startsWith("Bitbucket Cloud org provider 'demo'"),
       ),
     ).toEqual([
       {
@@ -288,5 +380,49 @@ describe('the catalog module and the Bitbucket sign-in module in one backend', (
         ),
       },
     ]);
-  });
+  }, 30_000);
+
+  it('leaves a hand-written User alone: Dora signs in as user:default/dora, the one User with her uuid', async () => {
+    await scheduler.triggerTask(TASK);
+    // the run's entities are processed together: once Jane's User is there,
+    // so would be a second User for Dora
+    await catalogEntity('user:default/3f1c2a8e-5b7d-4e29-9a61-0c4d8b2e7f15');
+    await new Promise(r => setTimeout(r, 1000));
+    const message = await signIn(DORA);
+    expect(message.error).toBeUndefined();
+    expect(message.response.backstageIdentity.identity.userEntityRef).toBe(
+      'user:default/dora',
+    );
+    const acme = await catalogEntity('group:default/acme');
+    expect(acme.metadata.annotations['bitbucket.org/member-uuids']).toContain(
+      DORA,
+    );
+    const byUuid = await request(backend.server)
+      .get(
+        `/api/catalog/entities/by-query?filter=kind=user,metadata.annotations.bitbucket.org/user-id=${encodeURIComponent(
+          DORA,
+        )}`,
+      )
+      .set('Authorization', mockCredentials.user.header());
+    expect(byUuid.body.items.map((e: any) => e.metadata.name)).toEqual([
+      'dora',
+    ]);
+    expect(logs).toContainEqual({
+      level: 'warn',
+      message: `Bitbucket Cloud org provider 'demo' wrote no User for 1 account that a User of another source already claims (same bitbucket.org/user-id): ${DORA} (user:default/dora). They stay in their workspace Groups' member uuids and sign in as those Users; to let this provider manage them, remove those Users from their source.`,
+    });
+  }, 20_000);
+
+  it("accepts a workspace Group of 2,000 members: member-uuids passes the catalog's validation", async () => {
+    await scheduler.triggerTask(BIG_TASK);
+    const big = await catalogEntity('group:default/big');
+    const value = big.metadata.annotations['bitbucket.org/member-uuids'];
+    expect(value).toHaveLength(2000 * 38 + 1999);
+    expect(value.split(',')).toEqual(
+      BIG_MEMBERS.map(m => m.uuid.toLowerCase()).sort(),
+    );
+    expect(big.metadata.annotations['bitbucket.org/members-listed-at']).toMatch(
+      /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/,
+    );
+  }, 20_000);
 });

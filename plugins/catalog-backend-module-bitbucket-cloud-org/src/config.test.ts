@@ -47,6 +47,8 @@ describe('readProviderSettings', () => {
         apiBaseUrl: 'https://api.bitbucket.org/2.0',
         requestTimeoutMs: 10000,
         schedule: DEFAULT_SCHEDULE,
+        groups: {},
+        memberDrop: { maxShare: 0.1, minCount: 2 },
       },
       expect.objectContaining({ id: 'staging' }),
     ]);
@@ -141,7 +143,7 @@ describe('readProviderSettings', () => {
   it.each([
     [
       { clientId: 'k', clientSecret: 's' },
-      "Missing required config value at 'catalog.providers.bitbucketCloudOrg.production.workspaces': list the workspaces whose members to import, by slug (the part after bitbucket.org/ in the workspace's URL) or by '{uuid}', e.g. [acme].",
+      "Missing required config value at 'catalog.providers.bitbucketCloudOrg.production.workspaces': list the workspaces whose members to import, by slug (the part after bitbucket.org/ in the workspace's URL) or by '{uuid}', e.g. [acme] or [{ workspace: '{0e6a3d1f-8c52-4b97-a4e0-7f2b9c5d1e83}', group: acme }].",
     ],
     [
       { ...MINIMAL, workspaces: [] },
@@ -157,7 +159,7 @@ describe('readProviderSettings', () => {
     ],
     [
       { ...MINIMAL, workspace: ['acme'] },
-      "Unknown config key 'catalog.providers.bitbucketCloudOrg.production.workspace'. A Bitbucket Cloud org provider reads only: workspaces, clientId, clientSecret, baseUrl, apiBaseUrl, requestTimeout, schedule. Fix or remove the key so that no setting is silently ignored.",
+      "Unknown config key 'catalog.providers.bitbucketCloudOrg.production.workspace'. A Bitbucket Cloud org provider reads only: workspaces, clientId, clientSecret, baseUrl, apiBaseUrl, requestTimeout, schedule, memberDrop. Fix or remove the key so that no setting is silently ignored.",
     ],
     [
       { ...MINIMAL, apiBaseUrl: 'http://bitbucket.internal/2.0' },
@@ -181,6 +183,56 @@ describe('readProviderSettings', () => {
     ],
   ])('names the key at fault (%#)', (block, message) => {
     expect(() => readOne(block)).toThrow(message);
+  });
+
+  it('reads workspaces by uuid with a pinned group name, and memberDrop', () => {
+    const settings = readOne({
+      ...MINIMAL,
+      workspaces: [
+        { workspace: '{0E6A3D1F-8C52-4B97-A4E0-7F2B9C5D1E83}', group: 'acme' },
+        { workspace: 'platform' },
+        'partners',
+      ],
+      memberDrop: { maxShare: 0.25, minCount: 5 },
+    });
+    expect(settings.workspaces).toEqual([
+      '{0e6a3d1f-8c52-4b97-a4e0-7f2b9c5d1e83}',
+      'platform',
+      'partners',
+    ]);
+    expect(settings.groups).toEqual({
+      '{0e6a3d1f-8c52-4b97-a4e0-7f2b9c5d1e83}': 'acme',
+    });
+    expect(settings.memberDrop).toEqual({ maxShare: 0.25, minCount: 5 });
+  });
+
+  it.each([
+    [
+      { workspaces: [{ workspace: 'acme', group: 'Not A Name!' }] },
+      "Invalid config value at 'catalog.providers.bitbucketCloudOrg.production.workspaces[0].group': expected the name of the workspace's Group, a valid entity name such as 'acme' (letters, digits, '-', '_', '.'; at most 63), got \"Not A Name!\".",
+    ],
+    [
+      { workspaces: [{ slug: 'acme' }] },
+      "Unknown config key 'catalog.providers.bitbucketCloudOrg.production.workspaces[0].slug': a workspace entry is a slug, a '{uuid}', or { workspace, group }",
+    ],
+    [
+      { workspaces: [{ group: 'acme' }] },
+      "Missing required config value at 'catalog.providers.bitbucketCloudOrg.production.workspaces[0].workspace'",
+    ],
+    [
+      { memberDrop: { maxShare: 10 } },
+      "Invalid config value at 'catalog.providers.bitbucketCloudOrg.production.memberDrop.maxShare': expected a share from 0 to 1 of the last applied listing's members (0.1 is 10 %; 1 accepts any drop), got 10.",
+    ],
+    [
+      { memberDrop: { minCount: 0 } },
+      "Invalid config value at 'catalog.providers.bitbucketCloudOrg.production.memberDrop.minCount': expected a whole number of members >= 1, got 0.",
+    ],
+    [
+      { memberDrop: { share: 0.2 } },
+      "Unknown config key 'catalog.providers.bitbucketCloudOrg.production.memberDrop.share': memberDrop reads only maxShare and minCount.",
+    ],
+  ])('refuses a bad workspace entry or memberDrop (%#)', (block, message) => {
+    expect(() => readOne({ ...MINIMAL, ...block })).toThrow(message);
   });
 
   it('refuses a list (the GitHub org shape) and a provider that is no block', () => {

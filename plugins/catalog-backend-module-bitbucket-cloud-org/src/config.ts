@@ -3,6 +3,7 @@ import {
   SchedulerServiceTaskScheduleDefinition,
 } from '@backstage/backend-plugin-api';
 import { Config } from '@backstage/config';
+import { makeValidator } from '@backstage/catalog-model';
 import { InputError } from '@backstage/errors';
 import { readBitbucketCloudIntegrationConfigs } from '@backstage/integration';
 
@@ -18,11 +19,20 @@ export const KNOWN_KEYS = [
   'apiBaseUrl',
   'requestTimeout',
   'schedule',
+  'memberDrop',
 ] as const;
 
 export const DEFAULT_BASE_URL = 'https://bitbucket.org';
 export const DEFAULT_API_BASE_URL = 'https://api.bitbucket.org/2.0';
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+/**
+ * A listing that lost more than this share of the last applied listing's
+ * members, and at least {@link DEFAULT_MEMBER_DROP_MIN_COUNT} of them, is
+ * not applied.
+ */
+export const DEFAULT_MEMBER_DROP_MAX_SHARE = 0.1;
+/** See {@link DEFAULT_MEMBER_DROP_MAX_SHARE}. */
+export const DEFAULT_MEMBER_DROP_MIN_COUNT = 2;
 /** Used when a provider block has no `schedule`. */
 export const DEFAULT_SCHEDULE: SchedulerServiceTaskScheduleDefinition = {
   frequency: { minutes: 30 },
@@ -36,8 +46,12 @@ export interface ProviderSettings {
   id: string;
   /** `catalog.providers.bitbucketCloudOrg.<id>`, for messages. */
   path: string;
-  /** Lower-case slugs or braced uuids, without duplicates. */
+  /** Lower-case slugs or lower-case braced uuids, without duplicates. */
   workspaces: string[];
+  /** The Group name configured for a workspace (`{ workspace, group }`), by its entry in `workspaces`. */
+  groups: Record<string, string>;
+  /** When a listing that lost members is refused. */
+  memberDrop: { maxShare: number; minCount: number };
   clientId: string;
   clientSecret: string;
   /** The config path the credentials were read from, for messages. */
@@ -108,7 +122,8 @@ function readProvider(
   return {
     id,
     path,
-    workspaces: readWorkspaces(config, path),
+    ...readWorkspaces(config, path),
+    memberDrop: readMemberDrop(config, path),
     ...readCredentials(rootConfig, config, path),
     baseUrl,
     tokenUrl: `${baseUrl}/site/oauth2/access_token`,
@@ -118,20 +133,49 @@ function readProvider(
   };
 }
 
-function readWorkspaces(config: Config, path: string): string[] {
+const WORKSPACE_EXAMPLE =
+  "e.g. [acme] or [{ workspace: '{0e6a3d1f-8c52-4b97-a4e0-7f2b9c5d1e83}', group: acme }]";
+const entityNames = makeValidator();
+
+function readWorkspaces(
+  config: Config,
+  path: string,
+): Pick<ProviderSettings, 'workspaces' | 'groups'> {
   const raw = config.getOptional('workspaces');
   if (!Array.isArray(raw) || raw.length === 0) {
     throw new InputError(
       `${
         raw === undefined ? 'Missing required' : 'Invalid'
-      } config value at '${path}.workspaces': list the workspaces whose members to import, by slug (the part after bitbucket.org/ in the workspace's URL) or by '{uuid}', e.g. [acme].`,
+      } config value at '${path}.workspaces': list the workspaces whose members to import, by slug (the part after bitbucket.org/ in the workspace's URL) or by '{uuid}', ${WORKSPACE_EXAMPLE}.`,
     );
   }
-  const workspaces = raw.map((value, i) => {
+  const groups: Record<string, string> = {};
+  const workspaces = raw.map((entry, i) => {
     const at = `${path}.workspaces[${i}]`;
+    let value: unknown = entry;
+    let group: unknown;
+    if (typeof entry === 'object' && entry !== null && !Array.isArray(entry)) {
+      const unknown = Object.keys(entry).filter(
+        k => k !== 'workspace' && k !== 'group',
+      );
+      if (unknown.length) {
+        throw new InputError(
+          `Unknown config key '${at}.${unknown[0]}': a workspace entry is a slug, a '{uuid}', or { workspace, group }, ${WORKSPACE_EXAMPLE}.`,
+        );
+      }
+      value = (entry as Record<string, unknown>).workspace;
+      group = (entry as Record<string, unknown>).group;
+      if (value === undefined) {
+        throw new InputError(
+          `Missing required config value at '${at}.workspace': the workspace's slug or '{uuid}', ${WORKSPACE_EXAMPLE}.`,
+        );
+      }
+    }
+    const valueAt =
+      group === undefined && value === entry ? at : `${at}.workspace`;
     if (typeof value === 'string' && BARE_UUID.test(value)) {
       throw new InputError(
-        `Invalid config value at '${at}': a workspace uuid is written with braces, '{${value}}'.`,
+        `Invalid config value at '${valueAt}': a workspace uuid is written with braces, '{${value}}'.`,
       );
     }
     if (
@@ -139,14 +183,74 @@ function readWorkspaces(config: Config, path: string): string[] {
       !(SLUG.test(value) || BRACED_UUID.test(value))
     ) {
       throw new InputError(
-        `Invalid config value at '${at}': expected a workspace slug such as 'acme' or a uuid such as '{0e6a3d1f-8c52-4b97-a4e0-7f2b9c5d1e83}', got ${JSON.stringify(
+        `Invalid config value at '${valueAt}': expected a workspace slug such as 'acme' or a uuid such as '{0e6a3d1f-8c52-4b97-a4e0-7f2b9c5d1e83}', got ${JSON.stringify(
           value,
         )}.`,
       );
     }
-    return value.toLowerCase();
+    const id = value.toLowerCase();
+    if (group !== undefined) {
+      if (typeof group !== 'string' || !entityNames.isValidEntityName(group)) {
+        throw new InputError(
+          `Invalid config value at '${at}.group': expected the name of the workspace's Group, a valid entity name such as 'acme' (letters, digits, '-', '_', '.'; at most 63), got ${JSON.stringify(
+            group,
+          )}.`,
+        );
+      }
+      if (groups[id] !== undefined && groups[id] !== group) {
+        throw new InputError(
+          `Invalid config value at '${at}.group': the workspace '${value}' is listed twice with two group names, '${groups[id]}' and '${group}'.`,
+        );
+      }
+      groups[id] = group;
+    }
+    return id;
   });
-  return [...new Set(workspaces)];
+  return { workspaces: [...new Set(workspaces)], groups };
+}
+
+function readMemberDrop(
+  config: Config,
+  path: string,
+): ProviderSettings['memberDrop'] {
+  const raw = config.getOptional('memberDrop');
+  const result = {
+    maxShare: DEFAULT_MEMBER_DROP_MAX_SHARE,
+    minCount: DEFAULT_MEMBER_DROP_MIN_COUNT,
+  };
+  if (raw === undefined) return result;
+  const at = `${path}.memberDrop`;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new InputError(
+      `Invalid config value at '${at}': expected { maxShare, minCount }, e.g. { maxShare: 0.1, minCount: 2 }.`,
+    );
+  }
+  for (const [key, value] of Object.entries(raw)) {
+    if (key === 'maxShare') {
+      if (typeof value !== 'number' || !(value >= 0 && value <= 1)) {
+        throw new InputError(
+          `Invalid config value at '${at}.maxShare': expected a share from 0 to 1 of the last applied listing's members (0.1 is 10 %; 1 accepts any drop), got ${JSON.stringify(
+            value,
+          )}.`,
+        );
+      }
+      result.maxShare = value;
+    } else if (key === 'minCount') {
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+        throw new InputError(
+          `Invalid config value at '${at}.minCount': expected a whole number of members >= 1, got ${JSON.stringify(
+            value,
+          )}.`,
+        );
+      }
+      result.minCount = value;
+    } else {
+      throw new InputError(
+        `Unknown config key '${at}.${key}': memberDrop reads only maxShare and minCount.`,
+      );
+    }
+  }
+  return result;
 }
 
 /**

@@ -18,6 +18,22 @@ type Settings = Pick<
 
 const CONSUMERS = 'Workspace settings > OAuth consumers';
 
+/**
+ * A listing of one workspace that is not applied: the workspace's Group keeps
+ * its last good listing and the other workspaces are applied. Any other error
+ * (the token, the network, the rate limit) stops the whole run.
+ */
+export class WorkspaceListingError extends Error {
+  readonly name = 'WorkspaceListingError';
+}
+
+/** The error as a {@link WorkspaceListingError}, with the same message. */
+export function forWorkspace(error: Error): WorkspaceListingError {
+  return error instanceof WorkspaceListingError
+    ? error
+    : new WorkspaceListingError(error.message);
+}
+
 function clip(text: string, max = 200): string {
   const line = text.replace(/\s+/g, ' ').trim();
   return line.length > max ? `${line.slice(0, max)}…` : line;
@@ -168,6 +184,39 @@ export function tokenFailure(
     }${said(
       answer.text,
     )}). Try again later; if it persists check https://bitbucket.status.atlassian.com.`,
+  );
+}
+
+/**
+ * A listing that came back shorter than Bitbucket says it is: nothing to
+ * accept, the next run lists again.
+ */
+export function shrunkenAnswer(
+  settings: Pick<ProviderSettings, 'path'>,
+  endpoint: string,
+  what: string,
+): WorkspaceListingError {
+  return new WorkspaceListingError(
+    `Bitbucket answered ${endpoint} with ${what}; such a listing is not applied. Nothing needs accepting: the next run lists again. If it persists, check that '${settings.path}.apiBaseUrl' points at Bitbucket Cloud (https://api.bitbucket.org/2.0) and not at a proxy that rewrites answers.`,
+  );
+}
+
+/**
+ * A refused `GET /2.0/workspaces/{workspace}/permissions` that is not a
+ * missing scope: Bitbucket lets only workspace admins read it.
+ */
+export function permissionsRefused(
+  settings: Settings,
+  workspace: string,
+  endpoint: string,
+  answer: Answer,
+): WorkspaceListingError {
+  return new WorkspaceListingError(
+    `Bitbucket refused ${endpoint} (HTTP 403${said(
+      answer.text,
+    )}), the listing that tells members from collaborators, which only a workspace admin may read. Use an OAuth consumer created in the settings of the workspace '${workspace}' itself (${CONSUMERS}, as a workspace admin) with "Workspace membership: Read", and set its Key and Secret at '${
+      settings.credentialsPath
+    }'; a consumer of another workspace or of a personal account may read the members but not their permissions. Without that listing the workspace is not imported, so that no collaborator becomes a member.`,
   );
 }
 

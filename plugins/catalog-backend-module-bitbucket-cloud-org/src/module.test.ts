@@ -8,6 +8,7 @@ import {
   EntityProvider,
   EntityProviderMutation,
 } from '@backstage/plugin-catalog-node';
+import { catalogServiceMock } from '@backstage/plugin-catalog-node/testUtils';
 import { startEmulator } from '@internal/bitbucket-cloud-emulator';
 import catalogModuleBitbucketCloudOrg, {
   bitbucketCloudOrgEntityProviderTransformsExtensionPoint,
@@ -150,7 +151,8 @@ describe('catalogModuleBitbucketCloudOrg', () => {
             },
           },
         },
-        [emails],
+        // the catalog the provider reads other sources' Users from
+        [emails, catalogServiceMock.factory()],
       );
       const mutations: EntityProviderMutation[] = [];
       const provider = providers[0] as BitbucketCloudOrgEntityProvider;

@@ -2,7 +2,10 @@ import {
   coreServices,
   createBackendModule,
 } from '@backstage/backend-plugin-api';
-import { catalogProcessingExtensionPoint } from '@backstage/plugin-catalog-node';
+import {
+  catalogProcessingExtensionPoint,
+  catalogServiceRef,
+} from '@backstage/plugin-catalog-node';
 import { readProviderSettings } from './config';
 import {
   bitbucketCloudOrgEntityProviderTransformsExtensionPoint,
@@ -28,11 +31,13 @@ export const catalogModuleBitbucketCloudOrg = createBackendModule({
     reg.registerInit({
       deps: {
         catalog: catalogProcessingExtensionPoint,
+        catalogService: catalogServiceRef,
+        auth: coreServices.auth,
         config: coreServices.rootConfig,
         logger: coreServices.logger,
         scheduler: coreServices.scheduler,
       },
-      async init({ catalog, config, logger, scheduler }) {
+      async init({ catalog, catalogService, auth, config, logger, scheduler }) {
         for (const settings of readProviderSettings(config)) {
           catalog.addEntityProvider(
             new BitbucketCloudOrgEntityProvider({
@@ -42,6 +47,8 @@ export const catalogModuleBitbucketCloudOrg = createBackendModule({
                 settings.schedule,
               ),
               transformers: transformers.get(),
+              catalog: catalogService,
+              auth,
             }),
           );
         }

@@ -21,9 +21,20 @@ const PLATFORM = {
 const JANE = { uuid: '{3f1c2a8e-5b7d-4e29-9a61-0c4d8b2e7f15}' };
 const BOB = { uuid: '{8a4e6c21-9d3b-47f0-b512-6e9c0a7d3f48}' };
 
+const LISTED_AT = '2026-12-04T15:00:00.000Z';
 const LISTINGS: WorkspaceMembers[] = [
-  { workspace: ACME, members: [JANE, BOB], skipped: [] },
-  { workspace: PLATFORM, members: [JANE], skipped: [] },
+  {
+    workspace: ACME,
+    members: [JANE, BOB],
+    listedAt: LISTED_AT,
+    collaborators: 0,
+  },
+  {
+    workspace: PLATFORM,
+    members: [JANE],
+    listedAt: LISTED_AT,
+    collaborators: 0,
+  },
 ];
 
 describe('buildOrgEntities', () => {
@@ -41,24 +52,82 @@ describe('buildOrgEntities', () => {
     ]);
   });
 
-  it("sets each entity's location to its page on Bitbucket", async () => {
+  it("sets each entity's location to the provenance bitbucket-cloud-org:<providerId>, its view URL to its page on Bitbucket", async () => {
     const { users, groups } = await buildOrgEntities({
       listings: LISTINGS,
       transformers: DEFAULTS,
       ctx,
       baseUrl: BASE,
     });
-    expect(groups[0].metadata.annotations).toMatchObject({
-      'backstage.io/managed-by-location': 'url:https://bitbucket.org/acme/',
-      'backstage.io/managed-by-origin-location':
-        'url:https://bitbucket.org/acme/',
+    expect(groups[0].metadata.annotations).toEqual({
+      'backstage.io/managed-by-location': 'bitbucket-cloud-org:test',
+      'backstage.io/managed-by-origin-location': 'bitbucket-cloud-org:test',
+      'backstage.io/view-url': 'https://bitbucket.org/acme/',
+      'bitbucket.org/workspace-slug': 'acme',
+      'bitbucket.org/workspace-uuid': '{0e6a3d1f-8c52-4b97-a4e0-7f2b9c5d1e83}',
+      'bitbucket.org/members-listed-at': LISTED_AT,
+      'bitbucket.org/member-uuids':
+        '{3f1c2a8e-5b7d-4e29-9a61-0c4d8b2e7f15},{8a4e6c21-9d3b-47f0-b512-6e9c0a7d3f48}',
     });
     expect(users[0].metadata.annotations).toMatchObject({
-      'backstage.io/managed-by-location':
-        'url:https://bitbucket.org/%7B3f1c2a8e-5b7d-4e29-9a61-0c4d8b2e7f15%7D/',
-      'backstage.io/managed-by-origin-location':
-        'url:https://bitbucket.org/%7B3f1c2a8e-5b7d-4e29-9a61-0c4d8b2e7f15%7D/',
+      'backstage.io/managed-by-location': 'bitbucket-cloud-org:test',
+      'backstage.io/managed-by-origin-location': 'bitbucket-cloud-org:test',
+      'backstage.io/view-url':
+        'https://bitbucket.org/%7B3f1c2a8e-5b7d-4e29-9a61-0c4d8b2e7f15%7D/',
     });
+  });
+
+  it('writes member-uuids braced, lower-case, sorted, comma-joined, and keeps accounts claimed by other sources in it without a User', async () => {
+    const { users, groups, leftToOthers } = await buildOrgEntities({
+      listings: [
+        {
+          workspace: ACME,
+          members: [{ uuid: '{8A4E6C21-9D3B-47F0-B512-6E9C0A7D3F48}' }, JANE],
+          listedAt: LISTED_AT,
+          collaborators: 0,
+        },
+      ],
+      transformers: DEFAULTS,
+      ctx,
+      baseUrl: BASE,
+      claimed: new Map([
+        ['{8a4e6c21-9d3b-47f0-b512-6e9c0a7d3f48}', 'user:default/bob'],
+      ]),
+    });
+    expect(groups[0].metadata.annotations!['bitbucket.org/member-uuids']).toBe(
+      '{3f1c2a8e-5b7d-4e29-9a61-0c4d8b2e7f15},{8a4e6c21-9d3b-47f0-b512-6e9c0a7d3f48}',
+    );
+    expect(users.map(u => u.metadata.name)).toEqual([
+      '3f1c2a8e-5b7d-4e29-9a61-0c4d8b2e7f15',
+    ]);
+    expect(leftToOthers).toEqual([
+      {
+        uuid: '{8A4E6C21-9D3B-47F0-B512-6E9C0A7D3F48}',
+        ref: 'user:default/bob',
+      },
+    ]);
+  });
+
+  it('gives a Group its pinned name, and its members memberOf that name', async () => {
+    const { users, groups } = await buildOrgEntities({
+      listings: [
+        {
+          workspace: { ...ACME, slug: 'platform-admins' },
+          members: [JANE],
+          listedAt: LISTED_AT,
+          collaborators: 0,
+        },
+      ],
+      transformers: DEFAULTS,
+      ctx,
+      baseUrl: BASE,
+      groupNames: new Map([[ACME.uuid, { name: 'acme' }]]),
+    });
+    expect(groups.map(g => g.metadata.name)).toEqual(['acme']);
+    expect(
+      groups[0].metadata.annotations!['bitbucket.org/workspace-slug'],
+    ).toBe('platform-admins');
+    expect(users[0].spec.memberOf).toEqual(['acme']);
   });
 
   it('tells the user transformer every configured workspace of the account, once each', async () => {
@@ -129,7 +198,7 @@ describe('buildOrgEntities', () => {
     ]);
   });
 
-  it('keeps location annotations a transformer set', async () => {
+  it('keeps the view URL a transformer set, never its location annotations', async () => {
     const { groups } = await buildOrgEntities({
       listings: LISTINGS,
       transformers: {
@@ -139,18 +208,22 @@ describe('buildOrgEntities', () => {
             workspace,
             c,
           );
-          group!.metadata.annotations![
-            'backstage.io/managed-by-location'
-          ] = `url:https://wiki.example/${workspace.slug}`;
+          Object.assign(group!.metadata.annotations!, {
+            'backstage.io/managed-by-location': `url:https://wiki.example/${workspace.slug}`,
+            'backstage.io/managed-by-origin-location': `url:https://wiki.example/${workspace.slug}`,
+            'backstage.io/view-url': `https://wiki.example/${workspace.slug}`,
+          });
           return group;
         },
       },
       ctx,
       baseUrl: BASE,
     });
-    expect(
-      groups[0].metadata.annotations!['backstage.io/managed-by-location'],
-    ).toBe('url:https://wiki.example/acme');
+    expect(groups[0].metadata.annotations).toMatchObject({
+      'backstage.io/managed-by-location': 'bitbucket-cloud-org:test',
+      'backstage.io/managed-by-origin-location': 'bitbucket-cloud-org:test',
+      'backstage.io/view-url': 'https://wiki.example/acme',
+    });
   });
 
   it('names the transformer and the account when a transformer throws', async () => {

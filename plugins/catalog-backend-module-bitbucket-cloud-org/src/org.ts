@@ -8,6 +8,14 @@ import {
   UserEntity,
 } from '@backstage/catalog-model';
 import type { WorkspaceMembers } from './client';
+import {
+  canonicalUuid,
+  MEMBER_UUIDS_ANNOTATION,
+  MEMBERS_LISTED_AT_ANNOTATION,
+  memberUuidsValue,
+  provenanceOf,
+  VIEW_URL_ANNOTATION,
+} from './contract';
 import type {
   BitbucketCloudGroupTransformer,
   BitbucketCloudMember,
@@ -21,26 +29,48 @@ export interface OrgTransformers {
   group: BitbucketCloudGroupTransformer;
 }
 
+/** The name (and namespace) a workspace's Group keeps, whatever its slug. */
+export interface GroupName {
+  name: string;
+  namespace?: string;
+}
+
 /**
  * Turns the configured workspaces' member lists into Group and User
  * entities: one Group per workspace and one User per account, however many
  * of the workspaces list it; each User is `memberOf` the Groups of its
- * workspaces; each entity's location is its page on Bitbucket.
+ * workspaces. Every entity's location is the provenance
+ * `bitbucket-cloud-org:<providerId>` and its `backstage.io/view-url` its page
+ * on Bitbucket; each Group carries its members' uuids and the time they were
+ * listed. No User is written for an account that another source's User
+ * claims (`claimed`): it stays in its Groups' member uuids.
  */
 export async function buildOrgEntities(options: {
   listings: WorkspaceMembers[];
   transformers: OrgTransformers;
   ctx: BitbucketCloudTransformerContext;
-  /** Bitbucket's web host, for the location annotations. */
+  /** Bitbucket's web host, for the view URLs. */
   baseUrl: string;
-}): Promise<{ users: UserEntity[]; groups: GroupEntity[] }> {
+  /** Canonical account uuid to the ref of the User of another source that claims it. */
+  claimed?: Map<string, string>;
+  /** Canonical workspace uuid to the Group name it keeps. */
+  groupNames?: Map<string, GroupName>;
+}): Promise<{
+  users: UserEntity[];
+  groups: GroupEntity[];
+  /** Accounts left without a User because another source's User claims them. */
+  leftToOthers: Array<{ uuid: string; ref: string }>;
+}> {
   const { listings, transformers, ctx, baseUrl } = options;
+  const claimed = options.claimed ?? new Map<string, string>();
+  const provenance = provenanceOf(ctx.providerId);
   const groups: GroupEntity[] = [];
   const groupByWorkspace = new Map<string, GroupEntity>();
   const members = new Map<string, BitbucketCloudMember>();
   const seenWorkspaces = new Set<string>();
 
-  for (const { workspace, members: listed } of listings) {
+  for (const listing of listings) {
+    const { workspace, members: listed } = listing;
     const key = workspace.uuid.toLowerCase();
     // the same workspace configured by slug and by uuid
     if (seenWorkspaces.has(key)) continue;
@@ -50,7 +80,19 @@ export async function buildOrgEntities(options: {
       `the group transformer failed for workspace '${workspace.slug}'`,
     );
     if (group) {
-      groups.push(withLocation(group, `${baseUrl}/${workspace.slug}/`));
+      const pinned = options.groupNames?.get(canonicalUuid(workspace.uuid)!);
+      if (pinned) {
+        group.metadata.name = pinned.name;
+        if (pinned.namespace) group.metadata.namespace = pinned.namespace;
+      }
+      group.metadata.annotations = {
+        ...group.metadata.annotations,
+        [MEMBERS_LISTED_AT_ANNOTATION]: listing.listedAt,
+        [MEMBER_UUIDS_ANNOTATION]: memberUuidsValue(listed.map(m => m.uuid)),
+      };
+      groups.push(
+        withProvenance(group, provenance, `${baseUrl}/${workspace.slug}/`),
+      );
       groupByWorkspace.set(key, group);
     }
     for (const member of listed) {
@@ -65,7 +107,13 @@ export async function buildOrgEntities(options: {
   }
 
   const users: UserEntity[] = [];
+  const leftToOthers: Array<{ uuid: string; ref: string }> = [];
   for (const member of members.values()) {
+    const claimedBy = claimed.get(canonicalUuid(member.uuid)!);
+    if (claimedBy) {
+      leftToOthers.push({ uuid: member.uuid, ref: claimedBy });
+      continue;
+    }
     const user = await run(
       () => transformers.user(member, ctx),
       `the user transformer failed for account ${member.uuid}`,
@@ -85,12 +133,16 @@ export async function buildOrgEntities(options: {
     }
     user.spec.memberOf = [...memberOf];
     users.push(
-      withLocation(user, `${baseUrl}/${encodeURIComponent(member.uuid)}/`),
+      withProvenance(
+        user,
+        provenance,
+        `${baseUrl}/${encodeURIComponent(member.uuid)}/`,
+      ),
     );
   }
 
   checkUnique([...groups, ...users]);
-  return { users, groups };
+  return { users, groups, leftToOthers };
 }
 
 async function run<T>(fn: () => Promise<T>, what: string): Promise<T> {
@@ -101,13 +153,20 @@ async function run<T>(fn: () => Promise<T>, what: string): Promise<T> {
   }
 }
 
-/** Adds the location annotations a transformer did not set. */
-function withLocation<T extends Entity>(entity: T, url: string): T {
-  const annotations = entity.metadata.annotations ?? {};
+/**
+ * Sets both location annotations to the provenance, whatever a transformer
+ * set (the sign-in trusts them), and the view URL a transformer did not set.
+ */
+function withProvenance<T extends Entity>(
+  entity: T,
+  provenance: string,
+  url: string,
+): T {
   entity.metadata.annotations = {
-    [ANNOTATION_LOCATION]: `url:${url}`,
-    [ANNOTATION_ORIGIN_LOCATION]: `url:${url}`,
-    ...annotations,
+    [VIEW_URL_ANNOTATION]: url,
+    ...entity.metadata.annotations,
+    [ANNOTATION_LOCATION]: provenance,
+    [ANNOTATION_ORIGIN_LOCATION]: provenance,
   };
   return entity;
 }

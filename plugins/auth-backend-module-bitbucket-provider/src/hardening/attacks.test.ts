@@ -415,6 +415,64 @@ describe('attacks on identity, groups and budget (issue 11)', () => {
     });
   });
 
+  describe('8b. no account outside the allowed workspaces changes how others sign in (issue 20)', () => {
+    it('an account in no allowed workspace, refused 6 times, leaves everyone’s sign-in one parallel round', async () => {
+      world = await startHardeningWorld({
+        users: [MALLORY, JANE],
+        entities: [mallory, jane],
+        consumerPermissions: ['account', 'email', 'team'],
+        provider: { allowedWorkspaces: ['acme'] },
+      });
+      for (let i = 0; i < 6; i++) {
+        expect((await signIn(MALLORY.uuid)).error?.name).toBe(
+          'NotAllowedError',
+        );
+      }
+      world.emulator.resetCalls();
+      // a slow GET /2.0/user shows whether the others waited for it
+      world.emulator.setFaults({
+        endpoints: { '/2.0/user': { latencyMs: 150 } },
+      });
+      expect((await signIn(JANE.uuid)).identity.userEntityRef).toBe(
+        'user:default/jane.doe',
+      );
+      const calls = world.emulator.calls();
+      const user = calls.find(c => c.path === '/2.0/user')!;
+      const emails = calls.find(c => c.path === '/2.0/user/emails')!;
+      expect(calls.filter(c => c.path === '/2.0/user')).toHaveLength(1);
+      expect(emails.startedAt).toBeLessThan(user.endedAt);
+    });
+
+    it('a kept profile keeps its fetch time: the roles of an account over its budget are re-read profileCacheTtl after they were fetched', async () => {
+      world = await startHardeningWorld({
+        users: [JANE],
+        entities: [jane],
+        consumerPermissions: ['account', 'email', 'team'],
+        provider: { allowedWorkspaces: ['acme'] },
+      });
+      let now = Date.now();
+      jest.spyOn(Date, 'now').mockImplementation(() => now);
+      try {
+        // 5 full sign-ins: the fifth keeps its profile (fetched now)
+        for (let i = 0; i < 5; i++) await signIn(JANE.uuid);
+        now += 29 * 60_000;
+        // the sixth reuses the kept profile, 29 minutes old
+        await world.signIn(JANE.uuid);
+        world.emulator.resetCalls();
+        now += 2 * 60_000; // 31 minutes after the roles were read (profileCacheTtl 30m)
+        const refresh = await world.refresh();
+        expect(refresh.status).toBe(200);
+        const rest = world.emulator
+          .calls()
+          .filter(c => c.path.startsWith('/2.0/'))
+          .map(c => c.path);
+        expect(rest).toEqual(['/2.0/user/workspaces/acme/permission']);
+      } finally {
+        jest.restoreAllMocks();
+      }
+    });
+  });
+
   describe('9. a cached profile matches the settings that made it', () => {
     it('a profile cached under other workspace settings is a miss, never a wrong answer or a sign-out', async () => {
       const cache = sharedCache();

@@ -8,6 +8,8 @@ import { SeedUser } from '@internal/bitbucket-cloud-emulator';
 import { JsonObject } from '@backstage/types';
 import request from 'supertest';
 import {
+  CLIENT_ID,
+  CLIENT_SECRET,
   entitiesFor,
   HardeningWorld,
   seedUsers,
@@ -50,10 +52,17 @@ function setCookie(res: request.Response): string | undefined {
 const INVALID_REFRESH_TOKEN =
   /^Refresh failed; caused by AuthenticationError: Your Bitbucket session has expired or was revoked \(Bitbucket said: "The refresh token is invalid\."\)\. Sign in again\.$/;
 
-/** A refresh that found no session: refused as Bitbucket refuses the token, no identity issued. */
-function expectNoSession(res: request.Response) {
+/** What a refresh with a cookie of a session a logout ended answers. */
+const ENDED_BY_LOGOUT =
+  /^Refresh failed; caused by AuthenticationError: This Bitbucket session was ended by a logout\. Sign in again\.$/;
+
+/** A refresh that found no session: refused (as Bitbucket refuses the token, by default), no identity issued. */
+function expectNoSession(
+  res: request.Response,
+  message: RegExp = INVALID_REFRESH_TOKEN,
+) {
   expect(res.status).toBe(401);
-  expect(res.body.error.message).toMatch(INVALID_REFRESH_TOKEN);
+  expect(res.body.error.message).toMatch(message);
   expect(res.text).not.toContain('backstageIdentity');
 }
 
@@ -156,7 +165,7 @@ describe('sessions survive rotating refresh tokens', () => {
 
       // a copy of the old cookie, replayed within the 60 s grace period
       const replay = await refreshWith(world!, first);
-      expectNoSession(replay);
+      expectNoSession(replay, ENDED_BY_LOGOUT);
     });
 
     it('a logout with the old cookie (its rotation answer was lost) ends the rotated session for it', async () => {
@@ -165,7 +174,97 @@ describe('sessions survive rotating refresh tokens', () => {
       expect((await logoutWith(first)).status).toBe(200);
 
       const replay = await refreshWith(world!, first);
-      expectNoSession(replay);
+      expectNoSession(replay, ENDED_BY_LOGOUT);
+    });
+  });
+
+  /** What Bitbucket (the emulator) answers a refresh with this token now. */
+  const bitbucketRefresh = async (refreshToken: string) => {
+    const res = await fetch(`${world!.emulator.url}/site/oauth2/access_token`, {
+      method: 'POST',
+      headers: {
+        authorization: `Basic ${Buffer.from(
+          `${CLIENT_ID}:${CLIENT_SECRET}`,
+        ).toString('base64')}`,
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+      body: new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: refreshToken,
+      }).toString(),
+    });
+    return { status: res.status, body: await res.json() };
+  };
+  const DEAD = {
+    status: 400,
+    body: {
+      error: 'invalid_grant',
+      error_description: 'The refresh token is invalid.',
+    },
+  };
+
+  describe('a logout ends every copy of the session, here and at Bitbucket (issue 20)', () => {
+    describe.each([
+      ['the profile cache on', {}],
+      ['the profile cache off', { profileCacheTtl: 0 }],
+    ])('with %s', (_, provider) => {
+      it('a copy of the cookie the logout carried gets no identity, and Bitbucket no longer accepts its refresh token', async () => {
+        const first = await signedIn(provider);
+        const current = setCookie(await refreshWith(world!, first))!;
+        world!.emulator.resetCalls();
+        expect((await logoutWith(current)).status).toBe(200);
+        // one rotation at Bitbucket, its answer thrown away
+        expect(
+          world!.emulator
+            .calls()
+            .map(c => [c.path, c.grantType ?? '', c.status]),
+        ).toEqual([['/site/oauth2/access_token', 'refresh_token', 200]]);
+        expectNoSession(await refreshWith(world!, current), ENDED_BY_LOGOUT);
+        expectNoSession(await refreshWith(world!, first), ENDED_BY_LOGOUT);
+        expect(await bitbucketRefresh(current)).toEqual(DEAD);
+      });
+    });
+
+    it('a refresh in flight at the logout gets no identity, and leaves no live refresh token', async () => {
+      const first = await signedIn({});
+      world!.emulator.setFaults({
+        endpoints: {
+          '/site/oauth2/access_token': { latencyMs: 400, times: 1 },
+        },
+      });
+      const inFlight = refreshWith(world!, first).then(r => r);
+      await new Promise(r => setTimeout(r, 100));
+      expect((await logoutWith(first)).status).toBe(200);
+      const late = await inFlight;
+      expectNoSession(late);
+      expect(setCookie(late)).toBeUndefined();
+      const refreshes = world!.emulator
+        .calls()
+        .filter(c => c.path === '/site/oauth2/access_token');
+      // the logout's rotation, then the refresh's, refused
+      expect(refreshes.map(c => c.status).sort()).toEqual([200, 400]);
+      expectNoSession(await refreshWith(world!, first), ENDED_BY_LOGOUT);
+    });
+
+    it('a revocation Bitbucket fails is logged without a token, and the logout still ends the session here', async () => {
+      const first = await signedIn({});
+      world!.emulator.setFaults({
+        endpoints: { '/site/oauth2/access_token': { status: 503, times: 1 } },
+      });
+      expect((await logoutWith(first)).status).toBe(200);
+      expect(
+        world!.logs
+          .filter(l => l.message.startsWith('Bitbucket logout'))
+          .map(l => [l.level, l.message]),
+      ).toEqual([
+        [
+          'warn',
+          expect.stringMatching(
+            /^Bitbucket logout: could not revoke the session's refresh token at Bitbucket \(Bitbucket's token endpoint answered HTTP 503.*\)\. The session is ended here; the refresh token stays valid at Bitbucket until it is used or expires \(3 months unused\)\.$/,
+          ),
+        ],
+      ]);
+      expectNoSession(await refreshWith(world!, first), ENDED_BY_LOGOUT);
     });
   });
 

@@ -1,5 +1,8 @@
 import { LoggerService } from '@backstage/backend-plugin-api';
+import { mockServices } from '@backstage/backend-test-utils';
+import { Entity } from '@backstage/catalog-model';
 import { ConfigReader } from '@backstage/config';
+import { catalogServiceMock } from '@backstage/plugin-catalog-node/testUtils';
 import { JsonObject } from '@backstage/types';
 import { EntityProviderMutation } from '@backstage/plugin-catalog-node';
 import {
@@ -81,6 +84,18 @@ export function captureLogger(lines: LogLine[]): LoggerService {
 export interface ProviderWorld {
   emulator: BitbucketCloudEmulator;
   provider: BitbucketCloudOrgEntityProvider;
+  /**
+   * Entities of other sources in the catalog the provider reads (the last
+   * mutation's entities are there too).
+   */
+  others: Entity[];
+  /**
+   * A new provider on the same catalog and emulator, as after a restart (its
+   * memory empty), its config block changed by `provider`.
+   */
+  restart(provider?: JsonObject): Promise<BitbucketCloudOrgEntityProvider>;
+  /** The entities of the last mutation. */
+  lastEntities(): Entity[];
   /** Every mutation the provider applied, in order. */
   mutations: EntityProviderMutation[];
   logs: LogLine[];
@@ -101,6 +116,8 @@ export async function startProviderWorld(options: {
   provider?: JsonObject;
   emulator?: EmulatorOptions;
   transformers?: (slots: TransformerSlots) => void;
+  /** Entities of other sources, e.g. a hand-written User. */
+  others?: Entity[];
 }): Promise<ProviderWorld> {
   const emulator = await startEmulator({
     ...options.emulator,
@@ -117,44 +134,68 @@ export async function startProviderWorld(options: {
       users: options.users,
     },
   });
-  const [settings] = readProviderSettings(
-    new ConfigReader({
-      catalog: {
-        providers: {
-          bitbucketCloudOrg: {
-            test: {
-              workspaces: options.workspaces ?? ['acme', 'platform'],
-              clientId: CONSUMER.key,
-              clientSecret: CONSUMER.secret,
-              baseUrl: emulator.url,
-              apiBaseUrl: emulator.apiBaseUrl,
-              ...options.provider,
+  const settingsWith = (extra?: JsonObject) =>
+    readProviderSettings(
+      new ConfigReader({
+        catalog: {
+          providers: {
+            bitbucketCloudOrg: {
+              test: {
+                workspaces: options.workspaces ?? ['acme', 'platform'],
+                clientId: CONSUMER.key,
+                clientSecret: CONSUMER.secret,
+                baseUrl: emulator.url,
+                apiBaseUrl: emulator.apiBaseUrl,
+                ...options.provider,
+                ...extra,
+              },
             },
           },
         },
-      },
-    }),
-  );
+      }),
+    )[0];
   const slots = new TransformerSlots();
   options.transformers?.(slots);
   const logs: LogLine[] = [];
   const mutations: EntityProviderMutation[] = [];
-  const provider = new BitbucketCloudOrgEntityProvider({
-    settings,
-    logger: captureLogger(logs),
-    // runs are started by the tests, not by a schedule
-    taskRunner: { run: async () => {} },
-    transformers: slots.get(),
-  });
-  await provider.connect({
-    applyMutation: async mutation => {
-      mutations.push(mutation);
-    },
-    refresh: async () => {},
-  });
+  const others = [...(options.others ?? [])];
+  const lastEntities = () => {
+    const last = mutations[mutations.length - 1];
+    return last?.type === 'full' ? last.entities.map(e => e.entity) : [];
+  };
+  // the catalog as the provider sees it: other sources' entities and what
+  // it applied last (read through Backstage's in-memory catalog client)
+  const catalog = {
+    getEntities: (request: any, opts: any) =>
+      catalogServiceMock({
+        entities: JSON.parse(JSON.stringify([...others, ...lastEntities()])),
+      }).getEntities(request, opts),
+  };
+  const newProvider = async (extra?: JsonObject) => {
+    const p = new BitbucketCloudOrgEntityProvider({
+      settings: settingsWith(extra),
+      logger: captureLogger(logs),
+      // runs are started by the tests, not by a schedule
+      taskRunner: { run: async () => {} },
+      transformers: slots.get(),
+      catalog,
+      auth: mockServices.auth(),
+    });
+    await p.connect({
+      applyMutation: async mutation => {
+        mutations.push(mutation);
+      },
+      refresh: async () => {},
+    });
+    return p;
+  };
+  const provider = await newProvider();
   return {
     emulator,
     provider,
+    others,
+    restart: newProvider,
+    lastEntities,
     mutations,
     logs,
     lastNames() {
