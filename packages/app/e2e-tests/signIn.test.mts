@@ -101,7 +101,10 @@ describe('Sign in with Bitbucket', () => {
     // the workspace check was answered by the imported acme Group: the
     // sign-in and the settings page's refreshes asked Bitbucket only these
     assert.deepEqual(
-      calls.filter(c => c.path.startsWith('/2.0/user')).map(c => c.path),
+      calls
+        .filter(c => c.path.startsWith('/2.0/user'))
+        .map(c => c.path)
+        .sort(),
       ['/2.0/user', '/2.0/user/emails'],
     );
     await context.close();
