@@ -1,5 +1,4 @@
 import { LoggerService } from '@backstage/backend-plugin-api';
-import { NotAllowedError } from '@backstage/errors';
 import { CatalogAnswer, CatalogMembership } from './catalogMembership';
 import { BitbucketClient } from './client';
 import { BitbucketProviderSettings } from './config';
@@ -139,15 +138,9 @@ export class CatalogFirstProfileSource extends ProfileSource {
       { ...profile, workspaces: [] },
       this.#settings.workspaces,
     );
-    this.#logger?.info('Bitbucket sign-in decision', {
-      step,
-      providerUser: profile.uuid,
-      accountId: profile.accountId,
-      resolver: 'none (refused before the catalog)',
-      workspaceCheck: 'refused',
-      outcome: 'refused',
-      reason: `catalog: ${reason}`,
+    return this.refuse(profile, step, {
+      userMessage: refusal!.userMessage,
+      auditReason: `catalog: ${reason}`,
     });
-    throw new NotAllowedError(refusal!.userMessage);
   }
 }

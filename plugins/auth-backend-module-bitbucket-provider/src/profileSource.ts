@@ -9,7 +9,11 @@ import {
   BitbucketProfile,
   toBitbucketProfile,
 } from './profile';
-import { workspaceRefusal, workspaceSettingsFingerprint } from './workspaces';
+import {
+  WorkspaceRefusal,
+  workspaceRefusal,
+  workspaceSettingsFingerprint,
+} from './workspaces';
 
 /** Where a decision was taken, for the audit line. */
 export type Step = 'sign-in' | 'refresh';
@@ -184,7 +188,15 @@ export class ProfileSource {
    */
   check(profile: BitbucketProfile, step: Step): void {
     const refusal = workspaceRefusal(profile, this.#settings.workspaces);
-    if (!refusal) return;
+    if (refusal) this.refuse(profile, step, refusal);
+  }
+
+  /** Writes the refusal's audit line and refuses with its message for the user. */
+  protected refuse(
+    profile: BitbucketProfile,
+    step: Step,
+    refusal: WorkspaceRefusal,
+  ): never {
     this.#logger?.info('Bitbucket sign-in decision', {
       step,
       providerUser: profile.uuid,
