@@ -72,6 +72,26 @@ function fail(message) {
   throw new Error(message);
 }
 
+/** The version our yarn.lock resolves for `name` (its only entry). */
+function lockedVersion(name) {
+  const lock = readFileSync(join(ROOT, 'yarn.lock'), 'utf8');
+  const versions = new Set(
+    [
+      ...lock.matchAll(
+        new RegExp(`^"${name}@npm:[^\\n]*\\n  version: (\\S+)`, 'gm'),
+      ),
+    ].map(m => m[1]),
+  );
+  if (versions.size !== 1) {
+    fail(
+      `yarn.lock must hold one version of ${name}, it holds ${
+        [...versions].join(', ') || 'none'
+      }`,
+    );
+  }
+  return [...versions][0];
+}
+
 /** The fenced code blocks of a markdown section, in order. */
 function codeBlocks(markdown, heading) {
   const start = markdown.indexOf(heading);
@@ -215,6 +235,15 @@ async function main() {
   const appPkg = JSON.parse(readFileSync(join(app, 'package.json'), 'utf8'));
   const ourPkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
   appPkg.resolutions = { ...ourPkg.resolutions, ...appPkg.resolutions };
+  // The new app's @playwright/test range is not in our lockfile, so yarn
+  // resolves it fresh, under the template's 3-day npmMinimalAgeGate. When
+  // Playwright publishes a release, @playwright/test can clear the gate an
+  // hour before the playwright-core it pins exactly, and for that hour every
+  // resolution fails ("playwright-core@npm:1.65.2: All versions satisfying
+  // "1.65.2" are quarantined", a CI run of 2026-12-04). Playwright releases
+  // its packages in lockstep: pin @playwright/test to the playwright-core
+  // our lockfile holds, which is older than the gate.
+  appPkg.resolutions['@playwright/test'] = lockedVersion('playwright-core');
   writeFileSync(
     join(app, 'package.json'),
     `${JSON.stringify(appPkg, null, 2)}\n`,
