@@ -90,17 +90,22 @@ describe('SessionStore', () => {
     expect(await store.get(RT2)).toEqual(rotatedTo(store, RT2, RT));
   });
 
-  it("seals a session in 601 characters (534 before issue 20 added the session's chain id): one-letter field names, no refresh token under its own key, no repeated email (issue 21: heap per live session)", async () => {
+  it("seals a session in 573 characters (534 before issue 20 added the session's chain id, 601 while storage ids were the whole 43-character HMAC): one-letter field names, no refresh token under its own key, no repeated email (issue 21: heap per live session)", async () => {
     const { cache, entries } = rawCache();
     const store = new SessionStore(cache, 'client', {
       keepSessions: true,
       graceMs: 10_000,
     });
     await store.put(session(RT), 60_000);
+    // the storage id: the HMAC cut to 128 bits, also the chain id inside
+    expect(store.id(RT)).toMatch(/^[\w-]{22}$/);
+    expect([...entries.keys()]).toEqual([
+      `bitbucket-session:v2:${store.id(RT)}`,
+    ]);
     const sealed = entries.get(`bitbucket-session:v2:${store.id(RT)}`)!
       .value as string;
     // the length depends on the values only (AES-GCM: no compression)
-    expect(sealed.length).toBe(601);
+    expect(sealed.length).toBe(573);
     // everything reads back: the refresh token, `bearer`, the email
     expect(await store.get(RT)).toEqual({
       ...session(RT),

@@ -135,11 +135,21 @@ export class SessionStore {
     this.#options = options;
   }
 
-  /** The storage id of a refresh token: an HMAC, never the token. */
+  /**
+   * The storage id of a refresh token: an HMAC, never the token, cut to
+   * 128 bits (22 characters). It names every record of the session in the
+   * cache, in this process's expiry list and, as the session's chain id,
+   * inside each sealed record: the 43 characters of the whole HMAC cost a
+   * live session 1,589 bytes of heap against the 1.5 KB of issue 21. 128
+   * bits keep ids of distinct tokens apart (a collision needs about 2^64
+   * sessions) and tell nothing of the token.
+   */
   id(refreshToken: string): string {
     return createHmac('sha256', this.#clientId)
       .update(refreshToken)
-      .digest('base64url');
+      .digest()
+      .subarray(0, 16)
+      .toString('base64url');
   }
 
   /** The session record of this refresh token. */
