@@ -165,6 +165,12 @@ describe('yarn bench --smoke', () => {
       expect(day.tokenCalls).toBeGreaterThanOrEqual(day.signIns);
       expect(day.refresh.samples + day.signedOutTabs).toBe(day.tabs);
     }
+    const dayOf = (kind: string) => json.session.find(s => s.backend === kind)!;
+    // upstream exchanges the refresh token on every /refresh
+    expect(dayOf('upstream').tabsOnBitbucketLoads).toBe(5);
+    // with the import, an hour of page loads needs no call to Bitbucket
+    // (the token lives 2 h, the identity 8 h, the catalog answers the check)
+    if (CATALOG_MEMBERSHIP) expect(dayOf('ours').tabsOnBitbucketLoads).toBe(0);
 
     // the verdict: every target judged, each with a figure
     const targets = json.verdict.map(v => v.target);

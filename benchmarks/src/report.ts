@@ -394,6 +394,14 @@ export function sessionTable(result: BenchResult): string {
     [
       row('page loads / tabs', d => `${d.pageLoads} / ${d.tabs}`),
       row('signed-out tabs', d => String(d.signedOutTabs)),
+      row(
+        'tabs on page loads that called Bitbucket',
+        d =>
+          `${d.tabsOnBitbucketLoads} (${fmt(
+            (100 * d.tabsOnBitbucketLoads) / Math.max(1, d.tabs),
+            1,
+          )} %)`,
+      ),
       row('sign-ins (the first, then again after a page load signed out)', d =>
         String(d.signIns),
       ),
