@@ -65,6 +65,18 @@ function sequentialModule(): BackendFeature {
   });
 }
 
+/**
+ * Ours as users run it: the package's built JavaScript (`spec.oursEntry`,
+ * `dist/index.cjs.js`, what npm installs), like upstream's; from its
+ * TypeScript sources (through the transform this process was started with)
+ * only when the harness was asked to (`BENCH_OURS_FROM=source`).
+ */
+function oursModule(spec: BackendSpec): BackendFeature {
+  if (spec.oursEntry) return require(spec.oursEntry).default;
+  return require('@bitbucket-signin/backstage-plugin-auth-backend-module-bitbucket-provider')
+    .default;
+}
+
 function providerModule(spec: BackendSpec): BackendFeature {
   switch (spec.kind) {
     case 'upstream':
@@ -75,8 +87,7 @@ function providerModule(spec: BackendSpec): BackendFeature {
         .default;
     case 'ours':
     case 'ours-bitbucket':
-      return require('@bitbucket-signin/backstage-plugin-auth-backend-module-bitbucket-provider')
-        .default;
+      return oursModule(spec);
     case 'ours-sequential':
       return sequentialModule();
     default:

@@ -169,6 +169,8 @@ export async function startBackend(options: {
   cpus?: string;
   /** Keys set on top of ours' config (not upstream's). */
   oursSettings?: Record<string, unknown>;
+  /** Ours' built entry point; unset: its sources (src/oursBuild.ts). */
+  oursEntry?: string;
 }): Promise<RunningBackend> {
   const { kind, network, workDir, entitiesFile } = options;
   const port = await freePort();
@@ -190,6 +192,10 @@ export async function startBackend(options: {
       'api.bitbucket.org': { host: route.api.host, port: route.api.port },
     },
     entitiesFile,
+    oursEntry:
+      kind === 'ours' || kind === 'ours-bitbucket'
+        ? options.oursEntry
+        : undefined,
   };
   const log = createWriteStream(join(workDir, `${kind}.log`));
   const child: ChildProcess = fork(

@@ -19,6 +19,7 @@ import {
   setupOf,
   startBackend,
 } from './backends';
+import { ensureOursBuilt } from './oursBuild';
 import { CpuPinning, pinProcess, planCpuPinning } from './cpuPinning';
 import { Browser, signInsCompleted, Timed } from './driver';
 import { mb, stringifyJson } from './format';
@@ -203,6 +204,8 @@ export interface BackendInfo {
   setup: string;
   /** Where ours takes workspace membership from; null for upstream. */
   membership: 'catalog' | 'bitbucket' | null;
+  /** What ran: JavaScript as npm installs it, or TypeScript sources through the transform. */
+  code: 'built JavaScript' | 'TypeScript sources';
   startupMs: number;
   /** After start-up, before any request (after a full GC), MB. */
   rssBeforeMb: number;
@@ -310,6 +313,7 @@ export const METHOD = [
   'Series run one request at a time, in rounds in which the backends take turns; each backend is warmed up first (JIT) without latency.',
   'Sign-ins per second: concurrency 1 is the warm sign-in series (whole flows, one at a time); above 1, N browsers run whole flows in a loop and the sign-ins completed in a fixed window after a ramp-up are counted.',
   "With 2 or more CPUs (Linux, taskset), the harness runs on all CPUs but the last and the backends (taking turns) on the last: the emulator and the relays do Bitbucket's and the network's work, which in production is not the portal's CPU, and a module that calls Bitbucket more often is not charged for it. --no-pin turns this off.",
+  "Ours runs from its built JavaScript (dist/index.cjs.js, built first when older than its sources: what npm installs), upstream from its published JavaScript: neither through the TypeScript transform (SWC) the backend processes are started with for the harness's own code. BENCH_OURS_FROM=source runs ours from its sources, to compare.",
   "CPU is process.cpuUsage() of the backend process (user + system) over the series or window, divided by the operations; RSS is process.memoryUsage().rss after V8's last-resort GC (full, compacting, freed pages given back), peak is VmHWM. The RSS compared between backends is taken after the last latency, 6 s after the last request (longer than any keep-alive, so no idle connection is left open), after a full GC.",
   "The session model (src/sessionModel.ts) runs last: simulated hours in which the harness moves the wall clock of the backends (a --require preload offsets Date), of the emulator and of the browsers' cookie jars, so that token expiry, cache TTLs and cookie lifetimes behave as in real hours; every page load is cold (10 simulated minutes outlast any keep-alive).",
 ];
@@ -646,6 +650,15 @@ export async function runBenchmark(
   const { log } = options;
   const startedAt = new Date();
   const t0 = performance.now();
+  // ours as users run it, built before the CPUs are split (src/oursBuild.ts)
+  const oursEntry =
+    process.env.BENCH_OURS_FROM === 'source' ||
+    !options.backends.some(kind => kind === 'ours' || kind === 'ours-bitbucket')
+      ? undefined
+      : ensureOursBuilt(log);
+  if (process.env.BENCH_OURS_FROM === 'source') {
+    log('ours runs from its TypeScript sources (BENCH_OURS_FROM=source)');
+  }
   const machine = machineInfo();
   machine.pinning = options.pin ? planCpuPinning() : null;
   if (machine.pinning) {
@@ -710,6 +723,7 @@ export async function runBenchmark(
         entitiesFile,
         cpus: machine.pinning?.backends,
         oursSettings: options.oursSettings,
+        oursEntry,
       });
       backends.push(backend);
       const sample = await backend.sample({ gc: true });
@@ -718,6 +732,11 @@ export async function runBenchmark(
         module: MODULES[kind],
         setup: setupOf(kind),
         membership: membershipOf(kind),
+        code:
+          kind === 'upstream' ||
+          ((kind === 'ours' || kind === 'ours-bitbucket') && oursEntry)
+            ? 'built JavaScript'
+            : 'TypeScript sources',
         startupMs: Math.round(backend.startupMs),
         rssBeforeMb: mb(sample.rssBytes),
         rssAfterMb: NaN,

@@ -37,6 +37,11 @@ export interface BackendSpec {
   bitbucketHosts: Record<string, { host: string; port: number }>;
   /** Catalog users, served by an in-memory catalog. */
   entitiesFile: string;
+  /**
+   * Ours' built entry point (`dist/index.cjs.js`) for ours and
+   * ours-bitbucket; unset: its TypeScript sources (src/oursBuild.ts).
+   */
+  oursEntry?: string;
 }
 
 /** Resource usage of a backend process, sampled on request. */

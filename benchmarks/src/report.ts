@@ -480,7 +480,12 @@ export function renderReport(result: BenchResult): string {
   ];
   parts.push(
     `Setups:\n\n${result.backends
-      .map(b => `- **${HEADERS[b.kind]}**: ${b.setup ?? b.module}`)
+      .map(
+        b =>
+          `- **${HEADERS[b.kind]}**: ${b.setup ?? b.module}${
+            b.code ? ` (${b.code})` : ''
+          }`,
+      )
       .join('\n')}`,
   );
   const per =
