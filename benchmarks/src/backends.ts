@@ -12,6 +12,7 @@ import {
   ProcessSample,
 } from './protocol';
 import { pinProcess } from './cpuPinning';
+import { runsBuilt } from './oursBuild';
 import { CLIENT_ID, CLIENT_SECRET, WORKSPACE } from './users';
 // eslint-disable-next-line @backstage/no-forbidden-package-imports
 import { KNOWN_KEYS } from '@bitbucket-signin/backstage-plugin-auth-backend-module-bitbucket-provider/src/config';
@@ -192,10 +193,7 @@ export async function startBackend(options: {
       'api.bitbucket.org': { host: route.api.host, port: route.api.port },
     },
     entitiesFile,
-    oursEntry:
-      kind === 'ours' || kind === 'ours-bitbucket'
-        ? options.oursEntry
-        : undefined,
+    oursEntry: runsBuilt(kind) ? options.oursEntry : undefined,
   };
   const log = createWriteStream(join(workDir, `${kind}.log`));
   const child: ChildProcess = fork(

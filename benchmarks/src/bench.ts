@@ -19,7 +19,7 @@ import {
   setupOf,
   startBackend,
 } from './backends';
-import { ensureOursBuilt } from './oursBuild';
+import { oursEntryFor, runsBuilt } from './oursBuild';
 import { CpuPinning, pinProcess, planCpuPinning } from './cpuPinning';
 import { Browser, signInsCompleted, Timed } from './driver';
 import { mb, stringifyJson } from './format';
@@ -651,14 +651,7 @@ export async function runBenchmark(
   const startedAt = new Date();
   const t0 = performance.now();
   // ours as users run it, built before the CPUs are split (src/oursBuild.ts)
-  const oursEntry =
-    process.env.BENCH_OURS_FROM === 'source' ||
-    !options.backends.some(kind => kind === 'ours' || kind === 'ours-bitbucket')
-      ? undefined
-      : ensureOursBuilt(log);
-  if (process.env.BENCH_OURS_FROM === 'source') {
-    log('ours runs from its TypeScript sources (BENCH_OURS_FROM=source)');
-  }
+  const oursEntry = oursEntryFor(options.backends, log);
   const machine = machineInfo();
   machine.pinning = options.pin ? planCpuPinning() : null;
   if (machine.pinning) {
@@ -733,8 +726,7 @@ export async function runBenchmark(
         setup: setupOf(kind),
         membership: membershipOf(kind),
         code:
-          kind === 'upstream' ||
-          ((kind === 'ours' || kind === 'ours-bitbucket') && oursEntry)
+          kind === 'upstream' || (runsBuilt(kind) && oursEntry)
             ? 'built JavaScript'
             : 'TypeScript sources',
         startupMs: Math.round(backend.startupMs),

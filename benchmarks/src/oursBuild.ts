@@ -1,12 +1,34 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
+import { BackendKind } from './protocol';
 
 const OURS =
   '@bitbucket-signin/backstage-plugin-auth-backend-module-bitbucket-provider';
 
+/** The backends that run ours' package as it is published (not ours-sequential: it needs an internal factory). */
+export function runsBuilt(kind: BackendKind): boolean {
+  return kind === 'ours' || kind === 'ours-bitbucket';
+}
+
+/**
+ * The entry point the backends of {@link runsBuilt} load: ours built (see
+ * {@link ensureOursBuilt}), or undefined when none of `backends` runs it or
+ * `BENCH_OURS_FROM=source` asks for its TypeScript sources.
+ */
+export function oursEntryFor(
+  backends: BackendKind[],
+  log: (line: string) => void,
+): string | undefined {
+  if (process.env.BENCH_OURS_FROM === 'source') {
+    log('ours runs from its TypeScript sources (BENCH_OURS_FROM=source)');
+    return undefined;
+  }
+  return backends.some(runsBuilt) ? ensureOursBuilt(log) : undefined;
+}
+
 /** Where ours' package lives in the workspace. */
-export function oursPackageDir(): string {
+function oursPackageDir(): string {
   return dirname(require.resolve(`${OURS}/package.json`));
 }
 
@@ -47,8 +69,7 @@ export function ensureOursBuilt(log: (line: string) => void): string {
   const types = join(
     root,
     'dist-types',
-    'plugins',
-    'auth-backend-module-bitbucket-provider',
+    relative(root, dir),
     'src',
     'index.d.ts',
   );
