@@ -165,14 +165,15 @@ export class SessionStore {
   async put(session: StoredSession, ttlMs: number): Promise<WriteOutcome> {
     if (!this.#options.keepSessions || ttlMs <= 0) return 'kept';
     const token = session.refreshToken;
-    const chained = { ...session, chain: session.chain ?? this.id(token) };
+    const id = this.id(token);
+    const chained = { ...session, chain: session.chain ?? id };
     await this.#write(SESSION, token, chained, ttlMs);
     const [ended, rotated] = await Promise.all([
-      this.#ended([this.id(token), chained.chain]),
-      this.#exists(ROTATED + this.id(token)),
+      this.#ended([id, chained.chain]),
+      this.#exists(ROTATED + id),
     ]);
     if (!ended && !rotated) return 'kept';
-    await this.#delete(SESSION + this.id(token));
+    await this.#delete(SESSION + id);
     return ended ? 'ended' : 'superseded';
   }
 
