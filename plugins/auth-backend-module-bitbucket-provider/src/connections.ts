@@ -1,15 +1,11 @@
 import { Config, readDurationFromConfig } from '@backstage/config';
 import { InputError } from '@backstage/errors';
 import { durationToMilliseconds } from '@backstage/types';
-import type { Socket } from 'node:net';
+import { Agent as HttpAgent, ClientRequestArgs } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { isIP, Socket } from 'node:net';
 import { createSecureContext, SecureContextOptions } from 'node:tls';
-import {
-  Agent,
-  buildConnector,
-  Dispatcher,
-  getGlobalDispatcher,
-  Pool,
-} from 'undici';
+import { Dispatcher, getGlobalDispatcher } from 'undici';
 import type { BitbucketProviderSettings } from './config';
 
 /**
@@ -26,20 +22,23 @@ import type { BitbucketProviderSettings } from './config';
  * callback's calls take them, or for `preconnectHoldTime`.
  *
  * The connections are HTTP/1.1, one per parallel call: that reaches the
- * floor of two round trips whatever the server offers. HTTP/2 (undici's
- * `allowH2`) would let one connection carry the round, but undici's pool
- * counts a client that is still connecting as busy after one request, so
- * the three calls of a round dispatched at once would open three
- * connections anyway; and whether Bitbucket offers h2 could not be checked
- * from where this was written.
+ * floor of two round trips whatever the server offers, and whether Bitbucket
+ * offers h2 could not be checked from where this was written.
  *
- * All calls to Bitbucket go through one process-wide undici Agent whose
- * connector hands out these connections first, but only while the global
- * dispatcher is Node's default one, compared by identity. When the backend
- * has set a global dispatcher of its own (a proxy, as in Backstage's
- * corporate proxy guide, an Agent with a custom CA or pinning, an egress
- * filter, a mock), the calls go through that one instead, as `fetch`'s
- * would, and nothing is opened ahead.
+ * The calls go through Node's own HTTP client (`node:https`, with one
+ * keep-alive agent per protocol), not through undici's: undici parses HTTP
+ * with a WebAssembly build of llhttp, and V8 optimises that code on a
+ * worker thread once it is hot; glibc keeps the memory that compiler freed
+ * in the thread's malloc arena, about 11 MB of RSS for the process's life
+ * (measured with the bench, docs/benchmarks.md). Node's client uses the
+ * native llhttp.
+ *
+ * That holds while the global dispatcher (what `fetch` uses) is Node's
+ * default one, compared by identity. When the backend has set a global
+ * dispatcher of its own (a proxy, as in Backstage's corporate proxy guide,
+ * an Agent with a custom CA or pinning, an egress filter, a mock), the calls
+ * go through that one instead, as `fetch`'s would, and nothing is opened
+ * ahead.
  */
 
 /**
@@ -85,78 +84,56 @@ export const MAX_HELD_PER_ORIGIN = 16;
  * (jenkinsci/bitbucket-branch-source-plugin#218) and publishes no idle
  * timeout; clients that kept its connections indefinitely met stale ones,
  * and that plugin has kept them 5 s since 2019 (#218; again in #1012).
- * undici's default is 4 s.
+ * When the server does say, Node's agent keeps them for its timeout less
+ * 1 s, so that a request sent just before the client's timeout still
+ * reaches the server well before its own.
  */
 export const KEEP_ALIVE_MS = 5000;
-/**
- * When the server does say, its timeout less this margin (undici's default
- * is 2 s; Node's https agent, which upstream uses, takes 1 s off): a
- * request sent just before the client's timeout still reaches the server
- * well before its own.
- */
-export const KEEP_ALIVE_MARGIN_MS = 1000;
 
 /** A connection opened ahead, waiting for a call to take it. */
 class HeldConnection {
-  socket: Socket | undefined;
-  /** null while connecting; then the outcome */
-  result: { error?: Error } | null = null;
-  #abandoned = false;
-  readonly #waiters: Array<() => void> = [];
+  readonly socket: Socket;
   readonly #timer: NodeJS.Timeout;
   readonly #forget: (held: HeldConnection) => void;
 
-  constructor(holdMs: number, forget: (held: HeldConnection) => void) {
+  constructor(
+    socket: Socket,
+    holdMs: number,
+    forget: (held: HeldConnection) => void,
+  ) {
+    this.socket = socket;
     this.#forget = forget;
     this.#timer = setTimeout(this.#gone, holdMs);
     this.#timer.unref();
+    // held, not in use: keeps no process alive, and an error ends it quietly
+    socket.unref();
+    socket.on('close', this.#gone);
+    socket.on('error', this.#gone);
   }
 
-  /** The handshake is over: a connection, or the error that ended it. */
-  settled(error: Error | null, socket: Socket | null) {
-    this.result = error ? { error } : {};
-    if (socket) {
-      this.socket = socket;
-      if (this.#abandoned) {
-        socket.destroy();
-      } else {
-        // held, not in use: keeps no process alive, and an error ends it quietly
-        socket.unref();
-        socket.on('close', this.#gone);
-        socket.on('error', this.#gone);
-      }
-    } else {
-      this.#forget(this);
-    }
-    this.#waiters.splice(0).forEach(wake => wake());
-  }
-
-  /** Runs `then` once the handshake is over (at once if it is). */
-  whenSettled(then: () => void) {
-    // never synchronously: undici's client ignores a connection handed to it
-    // from within its own connect call
-    if (this.result) process.nextTick(then);
-    else this.#waiters.push(then);
-  }
-
-  /** Whether it can still serve a call. */
+  /** Whether it can still serve a call (a call that comes during the handshake waits for it). */
   get usable(): boolean {
-    return !this.result?.error && !this.socket?.destroyed;
+    return !this.socket.destroyed;
   }
 
-  /** No longer held: taken by a call, closed, or given up. */
-  release() {
+  /** Taken by a call: no longer held, the caller's from now on. */
+  take(): Socket {
+    this.#release();
+    this.socket.ref();
+    return this.socket;
+  }
+
+  #release() {
     clearTimeout(this.#timer);
     this.#forget(this);
-    this.socket?.off('close', this.#gone);
-    this.socket?.off('error', this.#gone);
+    this.socket.off('close', this.#gone);
+    this.socket.off('error', this.#gone);
   }
 
-  /** Given up: closed now, or as soon as its handshake is over. */
+  /** Given up: closed now (a handshake under way ends too). */
   #gone = () => {
-    this.release();
-    this.#abandoned = true;
-    this.socket?.destroy();
+    this.#release();
+    this.socket.destroy();
   };
 
   close() {
@@ -164,70 +141,90 @@ class HeldConnection {
   }
 }
 
-type ConnectOptions = buildConnector.BuildOptions;
-type ConnectorOptions = Parameters<buildConnector.connector>[0];
-type ConnectorCallback = buildConnector.Callback;
-
 const defaultPort = (protocol: string) => (protocol === 'https:' ? 443 : 80);
 
-function originKey(protocol: string, hostname: string, port: string | number) {
-  return `${protocol}//${hostname}:${port || defaultPort(protocol)}`;
+function originKey(
+  protocol: string,
+  hostname: string | null | undefined,
+  port: string | number | null | undefined,
+) {
+  // an IPv6 address: a URL has it in brackets, Node's agent without
+  const host = hostname?.replace(/^\[(.*)\]$/, '$1');
+  return `${protocol}//${host}:${port || defaultPort(protocol)}`;
 }
+
+/** What Node's agents hand to `createConnection` (their options and the request's). */
+type ConnectionArgs = ClientRequestArgs & {
+  servername?: string;
+  _agentKey?: string;
+};
+type CreateConnection = (
+  options: ConnectionArgs,
+  callback?: (error: Error | null, socket: Socket) => void,
+) => Socket | undefined | null;
 
 /**
  * The connections of this process to Bitbucket's hosts: a keep-alive pool
- * (undici's Agent), and the connections opened ahead of a callback that
- * wait for it.
+ * (one Node agent per protocol), and the connections opened ahead of a
+ * callback that wait for it.
  */
 export class BitbucketConnections {
-  readonly #connect: buildConnector.connector;
-  readonly #agent: Agent;
+  readonly #agents: Record<'http:' | 'https:', HttpAgent>;
+  /** Each agent's own way to open a connection (TCP, and TLS for https). */
+  readonly #open: Record<'http:' | 'https:', CreateConnection>;
   readonly #held = new Map<string, HeldConnection[]>();
-  /** Open connections of the agent's pools, by origin (kept by their events: O(1) to read). */
+  /** Open connections of the pool, by origin (kept by their events: O(1) to read). */
   readonly #connected = new Map<string, number>();
   readonly #maxHeld: number;
   #opened = 0;
 
+  /**
+   * @param options.connect - TLS options for every connection (a `ca` for a
+   *   test server); one secure context is made of them and shared
+   * @param options.maxHeldPerOrigin - connections held per origin at most
+   */
   constructor(
-    options: { connect?: ConnectOptions; maxHeldPerOrigin?: number } = {},
+    options: { connect?: SecureContextOptions; maxHeldPerOrigin?: number } = {},
   ) {
-    this.#connect = buildConnector({
-      // one TLS context for every connection: making one per connection
-      // (what tls.connect does without it) costs more CPU than the handshake
-      secureContext: createSecureContext(
-        options.connect as SecureContextOptions,
-      ),
-      ...options.connect,
-    });
     this.#maxHeld = options.maxHeldPerOrigin ?? MAX_HELD_PER_ORIGIN;
-    this.#agent = new Agent({
-      keepAliveTimeout: KEEP_ALIVE_MS,
-      keepAliveTimeoutThreshold: KEEP_ALIVE_MARGIN_MS,
-      factory: (origin, opts) => {
-        const key = new URL(String(origin)).origin;
-        const count = (delta: number) =>
-          this.#connected.set(key, (this.#connected.get(key) ?? 0) + delta);
-        return new Pool(origin, opts)
-          .on('connect', () => count(1))
-          .on('disconnect', () => count(-1));
-      },
-      connect: (opts: ConnectorOptions, callback: ConnectorCallback) => {
-        if (!this.#take(opts, callback)) this.#connect(opts, callback);
-      },
-    });
+    const pool = {
+      keepAlive: true,
+      // the idle timeout when the server names none (see KEEP_ALIVE_MS)
+      timeout: KEEP_ALIVE_MS,
+    };
+    this.#agents = {
+      'http:': new HttpAgent(pool),
+      'https:': new HttpsAgent({
+        ...pool,
+        // one TLS context for every connection: making one per connection
+        // (what tls.connect does without it) costs more CPU than the handshake
+        secureContext: createSecureContext(options.connect),
+      }),
+    };
+    this.#open = {
+      'http:': this.#takeOrOpen('http:'),
+      'https:': this.#takeOrOpen('https:'),
+    };
   }
 
   /**
-   * The dispatcher for a call to Bitbucket: this pool while the global
-   * dispatcher is Node's default (the very same object), else the global
-   * one the backend set (a proxy, a custom CA, a mock).
+   * The agent for a call to `url`: this pool while the global dispatcher is
+   * Node's default (the very same object); undefined when the backend set
+   * one of its own (a proxy, a custom CA, a mock), which the call must then
+   * go through.
    */
-  dispatcher(): Dispatcher {
-    const global = getGlobalDispatcher();
-    return NODE_DEFAULT_DISPATCHER !== undefined &&
-      global === NODE_DEFAULT_DISPATCHER
-      ? this.#agent
-      : global;
+  agentFor(url: URL): HttpAgent | undefined {
+    if (!this.#ownsCalls()) return undefined;
+    return url.protocol === 'https:'
+      ? this.#agents['https:']
+      : this.#agents['http:'];
+  }
+
+  #ownsCalls(): boolean {
+    return (
+      NODE_DEFAULT_DISPATCHER !== undefined &&
+      getGlobalDispatcher() === NODE_DEFAULT_DISPATCHER
+    );
   }
 
   /**
@@ -236,19 +233,19 @@ export class BitbucketConnections {
    * held, and holds the new ones for `holdMs`. Sends nothing over them.
    */
   preconnect(url: string, count: number, holdMs: number): void {
-    if (holdMs <= 0 || count <= 0 || this.dispatcher() !== this.#agent) return;
+    if (holdMs <= 0 || count <= 0 || !this.#ownsCalls()) return;
     const target = new URL(url);
     const key = originKey(target.protocol, target.hostname, target.port);
     const held = this.#held.get(key) ?? [];
     // Every connection the pool has counts, busy or not: under load, those
     // busy now are free again long before the callback comes, and opening
     // more would only add handshakes. After a quiet spell the pool is empty.
-    const connected = this.#connected.get(target.origin) ?? 0;
+    const connected = this.#connected.get(key) ?? 0;
     const missing = Math.min(
       count - connected - held.length,
       this.#maxHeld - held.length,
     );
-    for (let i = 0; i < missing; i++) this.#open(target, key, holdMs);
+    for (let i = 0; i < missing; i++) this.#hold(target, key, holdMs);
   }
 
   /** Connections opened ahead since the start (for tests and benchmarks). */
@@ -268,10 +265,41 @@ export class BitbucketConnections {
     for (const list of this.#held.values()) {
       [...list].forEach(held => held.close());
     }
-    await this.#agent.close();
+    Object.values(this.#agents).forEach(agent => agent.destroy());
   }
 
-  #open(target: URL, key: string, holdMs: number) {
+  /**
+   * The agent's `createConnection`, wrapped: a held connection of that
+   * origin when there is one (a call that comes during its handshake waits
+   * for it), else a new one; either is counted while it is open.
+   */
+  #takeOrOpen(protocol: 'http:' | 'https:'): CreateConnection {
+    const agent = this.#agents[protocol];
+    const open = (agent as unknown as { createConnection: CreateConnection })
+      .createConnection;
+    const own: CreateConnection = options => {
+      const key = originKey(protocol, options.host, options.port);
+      const held = this.#held.get(key)?.find(h => h.usable);
+      const socket = held ? held.take() : open.call(agent, options);
+      if (socket) {
+        this.#count(key, 1);
+        socket.once('close', () => this.#count(key, -1));
+      }
+      return socket;
+    };
+    (
+      agent as unknown as { createConnection: CreateConnection }
+    ).createConnection = own;
+    return open.bind(agent);
+  }
+
+  #count(key: string, delta: number) {
+    const now = (this.#connected.get(key) ?? 0) + delta;
+    if (now > 0) this.#connected.set(key, now);
+    else this.#connected.delete(key);
+  }
+
+  #hold(target: URL, key: string, holdMs: number) {
     this.#opened += 1;
     const list = this.#held.get(key) ?? [];
     this.#held.set(key, list);
@@ -282,39 +310,22 @@ export class BitbucketConnections {
         this.#held.delete(key);
       }
     };
-    const held = new HeldConnection(holdMs, forget);
-    list.push(held);
-    this.#connect(
-      {
-        protocol: target.protocol,
-        hostname: target.hostname,
-        host: target.host,
-        port: target.port || String(defaultPort(target.protocol)),
-      },
-      (error, socket) => held.settled(error, socket),
-    );
-  }
-
-  /**
-   * The pool's connector asks for a connection: a held one of that origin,
-   * if any (waiting for its handshake to finish), else undefined.
-   */
-  #take(opts: ConnectorOptions, callback: ConnectorCallback): boolean {
-    const key = originKey(opts.protocol, opts.hostname, opts.port);
-    const held = this.#held.get(key)?.find(h => h.usable);
-    if (!held) return false;
-    held.release();
-    held.whenSettled(() => {
-      const socket = held.socket;
-      if (!held.usable || !socket) {
-        // it failed meanwhile: a connection of its own, as without preconnect
-        this.#connect(opts, callback);
-      } else {
-        socket.ref();
-        callback(null, socket);
-      }
-    });
-    return true;
+    const protocol = target.protocol === 'https:' ? 'https:' : 'http:';
+    const agent = this.#agents[protocol] as HttpAgent & {
+      options: ConnectionArgs;
+      getName(options: ConnectionArgs): string;
+    };
+    // what the agent itself would pass, so that TLS sessions are cached and
+    // resumed under the same name
+    const options: ConnectionArgs = {
+      ...agent.options,
+      host: target.hostname,
+      port: target.port || defaultPort(target.protocol),
+      servername: isIP(target.hostname) ? '' : target.hostname,
+    };
+    options._agentKey = agent.getName(options);
+    const socket = this.#open[protocol](options);
+    if (socket) list.push(new HeldConnection(socket, holdMs, forget));
   }
 }
 
@@ -370,8 +381,14 @@ export function readPreconnectPlan(
 export function preconnectForSignIn(plan: PreconnectPlan): void {
   const connections = bitbucketConnections();
   if (new URL(plan.tokenUrl).origin === new URL(plan.apiBaseUrl).origin) {
-    // one host for both (an emulator, a proxy): the sum
-    connections.preconnect(plan.apiBaseUrl, plan.profileRound + 1, plan.holdMs);
+    // one host for both (an emulator): the token call's connection is free
+    // again before the profile round starts (the agent frees it as its
+    // answer ends), so the round's calls are all that run at once
+    connections.preconnect(
+      plan.apiBaseUrl,
+      Math.max(plan.profileRound, 1),
+      plan.holdMs,
+    );
     return;
   }
   connections.preconnect(plan.tokenUrl, 1, plan.holdMs);
