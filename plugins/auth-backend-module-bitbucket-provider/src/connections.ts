@@ -141,6 +141,10 @@ class HeldConnection {
   }
 }
 
+/** Which of the pool's agents serves `url` (anything but https is http). */
+const protocolOf = (url: URL): 'http:' | 'https:' =>
+  url.protocol === 'https:' ? 'https:' : 'http:';
+
 const defaultPort = (protocol: string) => (protocol === 'https:' ? 443 : 80);
 
 function originKey(
@@ -214,10 +218,7 @@ export class BitbucketConnections {
    * go through.
    */
   agentFor(url: URL): HttpAgent | undefined {
-    if (!this.#ownsCalls()) return undefined;
-    return url.protocol === 'https:'
-      ? this.#agents['https:']
-      : this.#agents['http:'];
+    return this.#ownsCalls() ? this.#agents[protocolOf(url)] : undefined;
   }
 
   #ownsCalls(): boolean {
@@ -310,7 +311,7 @@ export class BitbucketConnections {
         this.#held.delete(key);
       }
     };
-    const protocol = target.protocol === 'https:' ? 'https:' : 'http:';
+    const protocol = protocolOf(target);
     const agent = this.#agents[protocol] as HttpAgent & {
       options: ConnectionArgs;
       getName(options: ConnectionArgs): string;
