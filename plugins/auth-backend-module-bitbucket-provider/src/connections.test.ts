@@ -1,7 +1,7 @@
 import { ConfigReader } from '@backstage/config';
 import { createEmulatorTls } from '@internal/bitbucket-cloud-emulator';
-import { createServer, Server } from 'node:https';
-import type { Socket } from 'node:net';
+import { createServer, request, Server } from 'node:https';
+import { Socket } from 'node:net';
 import { Agent as HttpsAgent } from 'node:https';
 import {
   Agent,
@@ -186,6 +186,41 @@ describe('BitbucketConnections', () => {
     await until(() => connections.held()[server.url] === undefined, 'forget');
     expect(JSON.parse(await get('/after')).path).toBe('/after');
     expect(server.counts).toEqual({ connections: 2, requests: 1 });
+  });
+
+  it("turns Nagle's algorithm off on every connection, opened ahead or by the agent (tls.connect drops the agent's noDelay)", async () => {
+    // with it on, a request written during the handshake waited for the
+    // server's delayed ACK: 40 ms per cold refresh (issue 21)
+    const noDelay = new Set<Socket>();
+    const setNoDelay = Socket.prototype.setNoDelay;
+    const spy = jest
+      .spyOn(Socket.prototype, 'setNoDelay')
+      .mockImplementation(function (this: Socket, enable?: boolean) {
+        if (enable !== false) noDelay.add(this);
+        return setNoDelay.call(this, enable);
+      });
+    const socketOf = (path: string) =>
+      new Promise<Socket>((resolve, reject) => {
+        const url = new URL(path, server.url);
+        const req = request(url, { agent: connections.agentFor(url) }, res => {
+          res.resume();
+          res.on('end', () => resolve(req.socket!));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    try {
+      connections.preconnect(server.url, 2, 60_000);
+      // two taken from the held ones (one still in its handshake), one
+      // opened by the agent
+      const sockets = await Promise.all(['/a', '/b', '/c'].map(socketOf));
+      expect(connections.opened).toBe(2);
+      expect(server.counts).toEqual({ connections: 3, requests: 3 });
+      expect(new Set(sockets).size).toBe(3);
+      expect(sockets.map(s => noDelay.has(s))).toEqual([true, true, true]);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('holds at most maxHeldPerOrigin per origin: /start needs no sign-in', async () => {

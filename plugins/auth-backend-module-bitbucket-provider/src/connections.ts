@@ -272,16 +272,30 @@ export class BitbucketConnections {
   /**
    * The agent's `createConnection`, wrapped: a held connection of that
    * origin when there is one (a call that comes during its handshake waits
-   * for it), else a new one; either is counted while it is open.
+   * for it), else a new one; either is counted while it is open. What it
+   * returns opens new connections (for {@link BitbucketConnections.preconnect}).
+   *
+   * Every connection gets Nagle's algorithm off. Node's agents ask for that
+   * (`noDelay: true`), but `tls.connect` drops the option, so an https
+   * connection kept it on: a request written while the handshake was under
+   * way left as two segments, the second held until the server's delayed
+   * ACK, 40 ms on Linux (a cold refresh's profile round on the connections
+   * opened during its token call waited that long, issue 21).
    */
   #takeOrOpen(protocol: 'http:' | 'https:'): CreateConnection {
     const agent = this.#agents[protocol];
-    const open = (agent as unknown as { createConnection: CreateConnection })
-      .createConnection;
+    const agentOpen = (
+      agent as unknown as { createConnection: CreateConnection }
+    ).createConnection;
+    const open: CreateConnection = options => {
+      const socket = agentOpen.call(agent, options);
+      socket?.setNoDelay(true);
+      return socket;
+    };
     const own: CreateConnection = options => {
       const key = originKey(protocol, options.host, options.port);
       const held = this.#held.get(key)?.find(h => h.usable);
-      const socket = held ? held.take() : open.call(agent, options);
+      const socket = held ? held.take() : open(options);
       if (socket) {
         this.#count(key, 1);
         socket.once('close', () => this.#count(key, -1));
@@ -291,7 +305,7 @@ export class BitbucketConnections {
     (
       agent as unknown as { createConnection: CreateConnection }
     ).createConnection = own;
-    return open.bind(agent);
+    return open;
   }
 
   #count(key: string, delta: number) {
