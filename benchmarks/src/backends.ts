@@ -219,6 +219,9 @@ export async function startBackend(options: {
       ],
       env: {
         ...process.env,
+        // as a portal runs: JSON log lines (the development format colours
+        // and aligns every line, a cost no production backend pays)
+        NODE_ENV: process.env.BENCH_NODE_ENV ?? 'production',
         LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
         // the run's CA: the emulator's certificate, for undici and https alike
         NODE_EXTRA_CA_CERTS: network.caFile,

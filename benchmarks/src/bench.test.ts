@@ -254,7 +254,7 @@ describe('yarn bench --smoke', () => {
     );
     expect(parseArgs([], '/pkg')).toMatchObject({
       pin: true,
-      throughput: { windowMs: 5000, rounds: 5 },
+      throughput: { windowMs: 10000, rounds: 10 },
     });
     expect(parseArgs(['--window', '12000'], '/pkg')).toMatchObject({
       throughput: { rampMs: 500, windowMs: 12000, rounds: 12 },

@@ -109,7 +109,7 @@ export const DEFAULT_OPTIONS: BenchSettings = {
   signIns: 200,
   refreshes: 50,
   concurrency: [1, 8, 32],
-  throughput: { rampMs: 500, windowMs: 5000, rounds: 5 },
+  throughput: { rampMs: 500, windowMs: 10000, rounds: 10 },
   warmup: { start: 200, perLatency: 4 },
   rounds: 4,
   backends: ['upstream', 'ours', 'ours-bitbucket', 'ours-sequential'],

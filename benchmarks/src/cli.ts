@@ -31,7 +31,7 @@ and results/latest.md in the benchmarks folder.
   --sign-ins <n>              sign-ins one at a time per backend and latency (default 200)
   --refreshes <n>             refreshes per series (default 50; the sequential variant half)
   --concurrency <n,…>         throughput levels (default 1,8,32)
-  --window <ms>               measured window per backend and concurrency, in rounds of about 1 s (default 5000)
+  --window <ms>               measured window per backend and concurrency, in rounds of about 1 s (default 10000)
   --rounds <n>                rounds in which the backends take turns (default 4)
   --warmup <n>                unmeasured sign-ins per backend at the start (default 200)
   --backends <kind,…>         any of upstream,ours,ours-sequential (default all)
