@@ -1,5 +1,6 @@
 import { ConfigReader } from '@backstage/config';
 import { createEmulatorTls } from '@internal/bitbucket-cloud-emulator';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, request, Server } from 'node:https';
 import { Socket } from 'node:net';
 import { Agent as HttpsAgent } from 'node:https';
@@ -254,6 +255,31 @@ describe('BitbucketConnections', () => {
       expect(connections.opened).toBe(0);
     } finally {
       setGlobalDispatcher(before);
+    }
+  });
+});
+
+describe('an IPv6 address as the host', () => {
+  it('opens the held connection to the address, and a call takes it (apiBaseUrl: http://[::1]:…)', async () => {
+    // over http: Node's TLS cannot check a certificate for a bare ::1
+    const sockets: Socket[] = [];
+    const server = createHttpServer((req, res) => res.end(req.url));
+    server.on('connection', socket => sockets.push(socket));
+    await new Promise<void>(r => server.listen(0, '::1', r));
+    const { port } = server.address() as { port: number };
+    const url = `http://[::1]:${port}`;
+    const pool = new BitbucketConnections();
+    try {
+      pool.preconnect(url, 1, 60_000);
+      expect(pool.held()).toEqual({ [`http://::1:${port}`]: 1 });
+      await until(() => sockets.length === 1, 'the held connection');
+      expect(await getThrough(pool, `${url}/2.0/user`)).toBe('/2.0/user');
+      expect(sockets).toHaveLength(1);
+      expect(pool.held()).toEqual({});
+    } finally {
+      await pool.close();
+      server.closeAllConnections();
+      await new Promise(r => server.close(r));
     }
   });
 });

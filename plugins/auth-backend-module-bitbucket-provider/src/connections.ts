@@ -147,13 +147,15 @@ const protocolOf = (url: URL): 'http:' | 'https:' =>
 
 const defaultPort = (protocol: string) => (protocol === 'https:' ? 443 : 80);
 
+/** An IPv6 address without its brackets: a URL has them, Node's agent not. */
+const bareHost = (hostname: string) => hostname.replace(/^\[(.*)\]$/, '$1');
+
 function originKey(
   protocol: string,
   hostname: string | null | undefined,
   port: string | number | null | undefined,
 ) {
-  // an IPv6 address: a URL has it in brackets, Node's agent without
-  const host = hostname?.replace(/^\[(.*)\]$/, '$1');
+  const host = hostname ? bareHost(hostname) : hostname;
   return `${protocol}//${host}:${port || defaultPort(protocol)}`;
 }
 
@@ -332,11 +334,13 @@ export class BitbucketConnections {
     };
     // what the agent itself would pass, so that TLS sessions are cached and
     // resumed under the same name
+    // an IPv6 address without its brackets, as Node's client passes it
+    const host = bareHost(target.hostname);
     const options: ConnectionArgs = {
       ...agent.options,
-      host: target.hostname,
+      host,
       port: target.port || defaultPort(target.protocol),
-      servername: isIP(target.hostname) ? '' : target.hostname,
+      servername: isIP(host) ? '' : host,
     };
     options._agentKey = agent.getName(options);
     const socket = this.#open[protocol](options);
