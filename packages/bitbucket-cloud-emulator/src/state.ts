@@ -374,12 +374,19 @@ export class EmulatorState {
     return { accessToken, scopes: [...grant.scopes], expiresIn };
   }
 
+  /**
+   * Drops the codes kept past their expiry for as long again. Every code
+   * gets the same lifetime when issued, so the map (in insertion order) is
+   * in expiry order too: the purge stops at the first code still kept, and
+   * costs nothing per code issued, where a scan of every code cost 0.6 ms
+   * with 50,000 held (a benchmark issues that many in 20 minutes). A clock
+   * set back may leave a code a little longer; it still answers as expired.
+   */
   private purgeExpiredCodes(): void {
     const now = this.now();
     for (const [code, record] of this.codes) {
-      if (record.expiresAt + CODE_TTL_MS <= now) {
-        this.codes.delete(code);
-      }
+      if (record.expiresAt + CODE_TTL_MS > now) return;
+      this.codes.delete(code);
     }
   }
 
