@@ -332,10 +332,10 @@ export class BitbucketConnections {
       options: ConnectionArgs;
       getName(options: ConnectionArgs): string;
     };
-    // what the agent itself would pass, so that TLS sessions are cached and
-    // resumed under the same name
     // an IPv6 address without its brackets, as Node's client passes it
     const host = bareHost(target.hostname);
+    // what the agent itself would pass, so that TLS sessions are cached and
+    // resumed under the same name
     const options: ConnectionArgs = {
       ...agent.options,
       host,
