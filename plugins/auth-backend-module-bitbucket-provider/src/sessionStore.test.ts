@@ -1,4 +1,5 @@
 import { CacheService } from '@backstage/backend-plugin-api';
+import { createDecipheriv, createHmac, hkdfSync } from 'node:crypto';
 import { SessionStore, StoredSession } from './sessionStore';
 import { lazyMemoryCache } from './__testUtils__/caches';
 import { signInInfo } from './__testUtils__/resolverContext';
@@ -54,6 +55,42 @@ const RT2 = 'refresh-token-BBBBBBBBBBBBBBBBBBBB';
 
 describe('SessionStore', () => {
   afterEach(() => jest.useRealTimers());
+
+  it('names and seals a record as earlier versions did: the id is HMAC-SHA256(consumer key, token) cut to 16 bytes, the key HKDF-SHA256(token, consumer key, "backstage bitbucket session v2")', async () => {
+    const { cache, entries } = rawCache();
+    const store = new SessionStore(cache, 'client', {
+      keepSessions: true,
+      graceMs: 10_000,
+    });
+    await store.put(session(RT), 60_000);
+
+    const id = createHmac('sha256', 'client')
+      .update(RT)
+      .digest()
+      .subarray(0, 16)
+      .toString('base64url');
+    expect(store.id(RT)).toBe(id);
+    const key = `bitbucket-session:v2:${id}`;
+    const [version, iv, data, tag] = String(entries.get(key)?.value).split('.');
+    expect(version).toBe('v2');
+    const decipher = createDecipheriv(
+      'aes-256-gcm',
+      Buffer.from(
+        hkdfSync('sha256', RT, 'client', 'backstage bitbucket session v2', 32),
+      ),
+      Buffer.from(iv, 'base64url'),
+    );
+    decipher.setAAD(Buffer.from(key));
+    decipher.setAuthTag(Buffer.from(tag, 'base64url'));
+    const plain = Buffer.concat([
+      decipher.update(Buffer.from(data, 'base64url')),
+      decipher.final(),
+    ]).toString('utf8');
+    expect(JSON.parse(plain)).toMatchObject({
+      a: `access-token-of-${RT}`,
+      k: id,
+    });
+  });
 
   it('keeps a session under an HMAC of its refresh token, encrypted: the cache holds no token, email or workspace', async () => {
     const { cache, entries } = rawCache();
