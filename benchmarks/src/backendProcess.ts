@@ -220,6 +220,42 @@ function dumpMemory(kind: string) {
   );
 }
 
+/**
+ * BENCH_ALLOC_PROF_DIR=<dir>: V8's sampling heap profile of every allocation
+ * after start-up, garbage included (`<dir>/<backend>.heapprofile`, for Chrome
+ * DevTools): where a backend's allocation, and so its GC work, comes from.
+ */
+async function startAllocationSampling() {
+  const dir = process.env.BENCH_ALLOC_PROF_DIR;
+  if (!dir) return { stop: async (_kind: string) => undefined };
+  const { Session } =
+    require('node:inspector') as typeof import('node:inspector');
+  const session = new Session();
+  session.connect();
+  const post = <T = unknown>(method: string, params?: object) =>
+    new Promise<T>((resolve, reject) =>
+      session.post(method, params ?? {}, (error, result) =>
+        error ? reject(error) : resolve(result as T),
+      ),
+    );
+  await post('HeapProfiler.startSampling', {
+    samplingInterval: 8192,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+  return {
+    stop: async (kind: string) => {
+      const { profile } = await post<{ profile: object }>(
+        'HeapProfiler.stopSampling',
+      );
+      const { mkdirSync, writeFileSync } = require('node:fs');
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(`${dir}/${kind}.heapprofile`, JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
+}
+
 function send(message: ChildMessage) {
   process.send?.(message);
 }
@@ -242,6 +278,7 @@ async function main() {
   backend.add(authPlugin);
   backend.add(providerModule(spec));
   await backend.start();
+  const allocations = await startAllocationSampling();
 
   process.on('message', (message: ParentMessage) => {
     if (message.type === 'sample') {
@@ -254,8 +291,9 @@ async function main() {
       reimport(entities);
       send({ type: 'clock', id: message.id });
     } else if (message.type === 'stop') {
-      backend
-        .stop()
+      allocations
+        .stop(spec.kind)
+        .then(() => backend.stop())
         .catch(() => undefined)
         .finally(() => process.exit(0));
     }
