@@ -293,6 +293,7 @@ async function main() {
     } else if (message.type === 'stop') {
       allocations
         .stop(spec.kind)
+        .catch(() => undefined) // a profile not written still stops the backend
         .then(() => backend.stop())
         .catch(() => undefined)
         .finally(() => process.exit(0));
