@@ -72,6 +72,9 @@ const ENDED = 'bitbucket-ended:v2:';
 /** HKDF's `info`, with the counter of its one output block (RFC 5869). */
 const KEY_INFO = Buffer.from('backstage bitbucket session v2\x01', 'latin1');
 
+/** A refresh token's storage id, from HKDF's extract step over it: the first 128 bits, base64url. */
+const storageId = (prk: Buffer) => prk.subarray(0, 16).toString('base64url');
+
 /** A refresh token's storage id and the key of its records. */
 interface Derived {
   id: string;
@@ -153,7 +156,7 @@ export class SessionStore {
    * sessions) and tell nothing of the token.
    */
   id(refreshToken: string): string {
-    return this.#prk(refreshToken).subarray(0, 16).toString('base64url');
+    return storageId(this.#prk(refreshToken));
   }
 
   /**
@@ -175,7 +178,7 @@ export class SessionStore {
   #derive(refreshToken: string): Derived {
     const prk = this.#prk(refreshToken);
     return {
-      id: prk.subarray(0, 16).toString('base64url'),
+      id: storageId(prk),
       key: createHmac('sha256', prk).update(KEY_INFO).digest(),
     };
   }
